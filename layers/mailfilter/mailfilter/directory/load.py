@@ -1,0 +1,140 @@
+"""Reading and validating a directory file, reporting every problem at once.
+
+Validation streams: each line is checked as it is read, and only the keys
+needed for the cross-record checks (who claimed which partner id, tenant,
+domain and address, in which cloud) are kept, never the records themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import TypeAdapter, ValidationError
+
+from mailfilter.directory.records import CustomerRecord, DirectoryRecord, PartnerRecord
+from mailfilter.model import Cloud
+
+_RECORD = TypeAdapter(DirectoryRecord)
+_KINDS = ("partner", "customer")
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryIssue:
+    file: str
+    line: int
+    field: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.field}: {self.problem}"
+
+
+class DirectoryFileError(ValueError):
+    """A directory file with one or more invalid lines; `issues` lists them all."""
+
+    def __init__(self, issues: list[DirectoryIssue]) -> None:
+        self.issues = issues
+        noun = "problem" if len(issues) == 1 else "problems"
+        super().__init__(f"{len(issues)} {noun} in the directory:\n" + "\n".join(f"  {issue}" for issue in issues))
+
+
+def _field_name(location: tuple[int | str, ...]) -> str:
+    parts = [str(part) for part in location]
+    if parts and parts[0] in _KINDS:  # the discriminator pydantic puts first
+        parts = parts[1:]
+    return ".".join(parts) or "(record)"
+
+
+class DirectoryValidator:
+    """Checks one line at a time, then the references that span lines in `finish`."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.issues: list[DirectoryIssue] = []
+        self._partners: dict[tuple[Cloud, str], int] = {}
+        self._tenants: dict[tuple[Cloud, str], int] = {}
+        self._claims: dict[tuple[Cloud, str, str], tuple[str, int]] = {}
+        self._references: list[tuple[int, Cloud, str, int]] = []
+
+    def _issue(self, line: int, field: str, problem: str) -> None:
+        self.issues.append(DirectoryIssue(self.source, line, field, problem))
+
+    def check(self, line: int, text: str) -> PartnerRecord | CustomerRecord | None:
+        """Validate one line; return its record, or None (and note why) if it is invalid."""
+        try:
+            record = _RECORD.validate_json(text)
+        except ValidationError as error:
+            for detail in error.errors(include_url=False):
+                if detail["type"] == "json_invalid":
+                    self._issue(line, "(line)", f"not valid JSON: {detail['ctx'].get('error', detail['msg'])}")
+                else:
+                    self._issue(line, _field_name(detail["loc"]), detail["msg"].removeprefix("Value error, "))
+            return None
+        if isinstance(record, PartnerRecord):
+            self._check_unique(self._partners, (record.cloud, record.partner_id), line, "partner_id", "partner")
+        else:
+            self._check_customer(line, record)
+        return record
+
+    def _check_unique(self, seen: dict, key: tuple, line: int, field: str, what: str) -> None:
+        if key in seen:
+            self._issue(line, field, f"{what} {key[1]!r} is already defined in cloud {key[0]} on line {seen[key]}")
+        else:
+            seen[key] = line
+
+    def _check_customer(self, line: int, record: CustomerRecord) -> None:
+        self._check_unique(self._tenants, (record.cloud, record.tenant_id), line, "tenant_id", "tenant")
+        for field, values in (("domains", record.domains), ("addresses", record.addresses)):
+            for value in values:
+                key = (record.cloud, field, value)
+                if key in self._claims:
+                    tenant, other = self._claims[key]
+                    self._issue(line, field, f"{value} is already claimed by tenant {tenant!r} on line {other} in cloud {record.cloud}")
+                else:
+                    self._claims[key] = (record.tenant_id, line)
+        for index, link in enumerate(record.csp):
+            self._references.append((line, record.cloud, link.partner_id, index))
+
+    def finish(self) -> list[DirectoryIssue]:
+        """Report references to partners the file never defines; return every issue, in line order."""
+        for line, cloud, partner_id, index in self._references:
+            if (cloud, partner_id) not in self._partners:
+                self._issue(line, f"csp.{index}.partner_id", f"unknown partner {partner_id!r} in cloud {cloud}")
+        self.issues.sort(key=lambda issue: issue.line)
+        return self.issues
+
+
+def numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of a file with their 1-based numbers, streamed."""
+    with open(path, encoding="utf-8") as handle:
+        for number, text in enumerate(handle, start=1):
+            if text.strip():
+                yield number, text
+
+
+def validate_lines(source: str, lines: Iterable[tuple[int, str]]) -> Iterator[PartnerRecord | CustomerRecord]:
+    """Yield the valid records; raise `DirectoryFileError` at the end if any line was invalid."""
+    validator = DirectoryValidator(source)
+    for number, text in lines:
+        record = validator.check(number, text)
+        if record is not None:
+            yield record
+    issues = validator.finish()
+    if issues:
+        raise DirectoryFileError(issues)
+
+
+def read_directory(path: str | Path) -> list[PartnerRecord | CustomerRecord]:
+    """Read and validate a whole directory file into memory."""
+    try:
+        return list(validate_lines(str(path), numbered_lines(path)))
+    except UnicodeDecodeError as error:
+        raise DirectoryFileError([DirectoryIssue(str(path), 0, "(file)", f"not UTF-8: {error}")]) from None
+
+
+def dump_record(record: PartnerRecord | CustomerRecord) -> str:
+    """One record as a directory line (the inverse of reading it)."""
+    return json.dumps(record.model_dump(mode="json", exclude_defaults=False), ensure_ascii=False)

@@ -1,0 +1,45 @@
+"""Which directory entry an address matches.
+
+Rules: an exact address entry beats a domain entry; a domain entry covers its
+subdomains unless a more specific domain entry exists; a sub-address tag
+(alice+billing@) is ignored if the tagged address has no entry of its own.
+Lookup keys are computed first, fetched in one round trip by whichever store
+holds the directory, and resolved here, so every store matches the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
+
+from mailfilter.addresses import address_candidates, domain_and_parents, domain_of
+from mailfilter.directory.view import CustomerMatch, CustomerView
+
+ADDRESS = "address"
+DOMAIN = "domain"
+
+
+class LookupKey(NamedTuple):
+    kind: str  # ADDRESS or DOMAIN
+    value: str
+
+
+def lookup_keys(address: str) -> list[LookupKey]:
+    """The entries that could match a normalised address, most specific first."""
+    keys = [LookupKey(ADDRESS, candidate) for candidate in address_candidates(address)]
+    keys.extend(LookupKey(DOMAIN, domain) for domain in domain_and_parents(domain_of(address)))
+    return keys
+
+
+def keys_for(addresses: Iterable[str]) -> list[LookupKey]:
+    """The de-duplicated keys for several addresses, in a stable order."""
+    return list(dict.fromkeys(key for address in addresses for key in lookup_keys(address)))
+
+
+def resolve(address: str, found: Mapping[LookupKey, CustomerView]) -> CustomerMatch | None:
+    """The most specific entry among those `found` for this address, if any."""
+    for key in lookup_keys(address):
+        customer = found.get(key)
+        if customer is not None:
+            return CustomerMatch(customer=customer, matched_by=key.kind, entry=key.value)
+    return None

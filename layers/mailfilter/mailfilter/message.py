@@ -1,0 +1,48 @@
+"""A message as the policy core sees it, whichever event it arrived in.
+
+Event adapters (SES receipt, outbound send request, SES "Email Sent") build a
+`Message`; the engine decides on it; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailfilter.model import Direction, Source
+
+
+@dataclass(frozen=True, slots=True)
+class Declaration:
+    """Category, product and cloud as the sender declared them (headers or request fields).
+
+    Values are kept as given; the classifier decides whether to trust and how to read them.
+    """
+
+    source: Source  # Source.REQUEST or Source.HEADER
+    category: str | None = None
+    product: str | None = None
+    cloud: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    """What the receiving mail server concluded about an inbound message (SES receipt verdicts)."""
+
+    spf: str = "GRAY"
+    dkim: str = "GRAY"
+    dmarc: str = "GRAY"
+    spam: str = "GRAY"
+    virus: str = "GRAY"
+    dmarc_policy: str | None = None  # the sender domain's published policy: none, quarantine, reject
+    envelope_aligned: bool = False  # the envelope sender's domain is the From domain or under it
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    message_id: str
+    direction: Direction
+    sender: str  # normalised; inbound, this is the customer side
+    recipients: tuple[str, ...]  # normalised; outbound, each is a customer side
+    subject: str = ""
+    declaration: Declaration | None = None
+    authentication: Authentication | None = None  # inbound only

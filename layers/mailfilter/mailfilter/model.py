@@ -1,0 +1,117 @@
+"""The vocabulary every part of the filter shares: clouds, categories, actions, decisions.
+
+A `Decision` is the unit the whole product is about: one recipient, one action,
+where the mail goes, the rule that decided it and why. Functions record it,
+`mailfilter explain` prints it. The core types are slotted dataclasses rather
+than pydantic models because the policy core builds one per recipient on the
+mail path; pydantic validates the edges (events, directory rows, policy file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Cloud(StrEnum):
+    """The cloud instances; the rules apply in each separately and directories never mix."""
+
+    COMMERCIAL = "commercial"
+    USGOV = "usgov"
+    GERMANY = "germany"
+
+
+class Category(StrEnum):
+    SUBSCRIPTION = "subscription"
+    SERVICE_INCIDENT = "service-incident"
+    OPERATIONAL = "operational"
+    PRODUCT = "product"
+    GENERAL = "general"
+
+
+class Action(StrEnum):
+    ALLOW = "allow"
+    REROUTE = "reroute"
+    BLOCK = "block"
+
+
+class Direction(StrEnum):
+    OUTBOUND = "outbound"  # vendor to customer: the customer side is each recipient
+    INBOUND = "inbound"  # customer to vendor: the customer side is the sender
+
+
+class Mode(StrEnum):
+    ENFORCE = "enforce"
+    AUDIT = "audit"  # decide and record as in enforce, but deliver as allow
+
+
+class Source(StrEnum):
+    """Where a classification came from, strongest first."""
+
+    REQUEST = "request"  # a field of an outbound send request (the vendor's own applications)
+    HEADER = "header"  # a header declared by a trusted vendor sender
+    RECIPIENT_MAP = "recipient-map"  # inbound: the vendor address the customer wrote to
+    SENDER_MAP = "sender-map"  # outbound: the vendor address the mail is sent from
+    SUBJECT = "subject"  # a subject pattern of the policy file
+    DEFAULT = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """What a message (or, inbound, one vendor recipient) is about, and who said so."""
+
+    category: Category
+    category_source: Source
+    product: str | None
+    product_source: Source
+    cloud: Cloud
+    cloud_source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One recipient's outcome: the contract every function records and `explain` prints."""
+
+    recipient: str
+    action: Action
+    effective: Action
+    deliver_to: tuple[str, ...]
+    rule: str
+    seed_rule: int | None
+    reason: str
+    category: Category
+    product: str | None
+    customer: str | None = None
+    customer_name: str | None = None
+    matched_by: str | None = None
+    partners: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Every decision for one message, with the message-level classification."""
+
+    message_id: str
+    direction: Direction
+    classification: Classification
+    mode: Mode
+    decisions: tuple[Decision, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        c = self.classification
+        return {
+            "message_id": self.message_id,
+            "direction": self.direction.value,
+            "cloud": c.cloud.value,
+            "cloud_source": c.cloud_source.value,
+            "category": c.category.value,
+            "category_source": c.category_source.value,
+            "product": c.product,
+            "product_source": c.product_source.value,
+            "mode": self.mode.value,
+            "decisions": [decision.as_dict() for decision in self.decisions],
+        }

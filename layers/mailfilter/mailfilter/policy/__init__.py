@@ -1,0 +1,1 @@
+"""The policy: classification, the decision table, and the inbound security gates."""
