@@ -1,0 +1,1 @@
+"""`mailfilter`: the operator's command-line tool (not part of the Lambda layer)."""

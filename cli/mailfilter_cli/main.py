@@ -1,0 +1,15 @@
+"""The `mailfilter` command: one group, one module per subcommand."""
+
+from __future__ import annotations
+
+import click
+
+from mailfilter_cli.explain_cmd import explain
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """csp-mail-filter: explain, inspect and operate the CSP mail filter."""
+
+
+cli.add_command(explain)

@@ -1,0 +1,1 @@
+"""I/O behind small named modules: DynamoDB, S3, SES. Nothing here decides."""

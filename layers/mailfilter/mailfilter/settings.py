@@ -1,0 +1,53 @@
+"""Configuration from the environment, parsed once into a typed model.
+
+Each function declares the settings it needs as a subclass of `EnvSettings`;
+a missing or malformed variable is a clear error at cold start, naming the
+variable, rather than a KeyError in the middle of a message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from mailfilter.model import Cloud, Mode
+from mailfilter.policy.config import Policy, load_policy
+
+
+class ConfigurationError(RuntimeError):
+    """The function's environment is missing a variable or holds an invalid value."""
+
+
+class EnvSettings(BaseModel):
+    """Field `directory_table` is read from the variable DIRECTORY_TABLE, and so on."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        environ = os.environ if environ is None else environ
+        values = {name: environ[name.upper()] for name in cls.model_fields if environ.get(name.upper(), "") != ""}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in d['loc']).upper()}: {d['msg'].removeprefix('Value error, ')}"
+                for d in error.errors(include_url=False)
+            )
+            raise ConfigurationError(f"{cls.__name__} from the environment: {problems}") from None
+
+
+class PolicySettings(EnvSettings):
+    """The policy file, and the deployment's overrides of its mode and default cloud."""
+
+    policy_file: str | None = None
+    mailfilter_mode: Mode | None = None
+    default_cloud: Cloud | None = None
+
+    def load(self) -> Policy:
+        policy = load_policy(self.policy_file)
+        overrides = {"mode": self.mailfilter_mode, "default_cloud": self.default_cloud}
+        return policy.model_copy(update={k: v for k, v in overrides.items() if v is not None})
