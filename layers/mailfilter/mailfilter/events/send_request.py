@@ -1,0 +1,121 @@
+"""The outbound send request: what the vendor's applications hand to the gateway instead of SES.
+
+Its fields are the documented contract (docs/send-request.md). Declared
+category, product and cloud are trusted: only the vendor's own applications
+can put a request on the gateway's queue.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from mailfilter.directory.records import Address, Product
+from mailfilter.message import Declaration, Message
+from mailfilter.model import Category, Cloud, Direction, Source
+
+SES_MAX_RECIPIENTS = 50
+SES_MAX_MESSAGE_BYTES = 40 * 1024 * 1024  # SES v2's limit for a whole message, after encoding
+
+CATEGORY_HEADER = "X-Communication-Category"
+PRODUCT_HEADER = "X-Product"
+CLOUD_HEADER = "X-Cloud-Instance"
+
+
+def _header_name(value: str) -> str:
+    if not value or any(ord(ch) <= 32 or ord(ch) >= 127 or ch == ":" for ch in value):
+        raise ValueError(f"invalid header name {value!r}")
+    return value
+
+
+def _no_line_breaks(value: str) -> str:
+    if any(ch in value for ch in "\r\n\x00"):
+        raise ValueError("must not contain CR, LF or NUL")
+    return value
+
+
+HeaderValue = Annotated[str, AfterValidator(_no_line_breaks), StringConstraints(max_length=998)]
+Subject = Annotated[str, AfterValidator(_no_line_breaks), StringConstraints(max_length=998)]
+MessageId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@<>+=/-]*$")]
+
+
+class SendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    message_id: MessageId | None = Field(default=None, description="Idempotency key; derived from the content when absent.")
+    sender: Address = Field(alias="from")
+    to: list[Address] = Field(default_factory=list)
+    cc: list[Address] = Field(default_factory=list)
+    bcc: list[Address] = Field(default_factory=list)
+    reply_to: list[Address] = Field(default_factory=list)
+    subject: Subject = ""
+    text: str | None = None
+    html: str | None = None
+    raw: str | None = Field(default=None, description="A complete MIME message, base64-encoded.")
+    category: Category | None = None
+    product: Product | None = None
+    cloud: Cloud | None = None
+    headers: dict[Annotated[str, AfterValidator(_header_name)], HeaderValue] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _deliverable(self) -> SendRequest:
+        count = len(self.recipients)
+        if count == 0:
+            raise ValueError("the request has no recipient in to, cc or bcc")
+        if count > SES_MAX_RECIPIENTS:
+            raise ValueError(f"the request has {count} recipients; SES accepts at most {SES_MAX_RECIPIENTS} per message")
+        if self.raw is None and self.text is None and self.html is None:
+            raise ValueError("the request has no body: give text, html or raw")
+        if self.raw is not None and (self.text is not None or self.html is not None):
+            raise ValueError("raw is a complete message; do not combine it with text or html")
+        if self.raw is not None:
+            try:
+                base64.b64decode(self.raw, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("raw is not valid base64") from None
+        if self.size_bytes > SES_MAX_MESSAGE_BYTES:
+            raise ValueError(f"the message is {self.size_bytes} bytes; SES sends at most {SES_MAX_MESSAGE_BYTES}")
+        return self
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        """Every envelope recipient once, in To, Cc, Bcc order."""
+        return tuple(dict.fromkeys([*self.to, *self.cc, *self.bcc]))
+
+    @property
+    def size_bytes(self) -> int:
+        if self.raw is not None:
+            return len(self.raw)
+        return len((self.text or "").encode()) + len((self.html or "").encode()) + len(self.subject.encode())
+
+    @property
+    def effective_message_id(self) -> str:
+        """The idempotency key: the given message_id, or a digest of the whole request."""
+        if self.message_id:
+            return self.message_id
+        canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+    def _header(self, name: str) -> str | None:
+        return next((value for key, value in self.headers.items() if key.lower() == name.lower()), None)
+
+    def to_message(self) -> Message:
+        declaration = Declaration(
+            source=Source.REQUEST,
+            category=self.category.value if self.category else self._header(CATEGORY_HEADER),
+            product=self.product or self._header(PRODUCT_HEADER),
+            cloud=self.cloud.value if self.cloud else self._header(CLOUD_HEADER),
+        )
+        return Message(
+            message_id=self.effective_message_id,
+            direction=Direction.OUTBOUND,
+            sender=self.sender,
+            recipients=self.recipients,
+            subject=self.subject,
+            declaration=declaration,
+        )

@@ -1,0 +1,114 @@
+"""SES receipt-rule events (inbound mail) as core messages.
+
+powertools' parser model for SES accepts only asynchronous (`Event`) Lambda
+actions and lacks the DKIM verdict and DMARC policy; the models below extend
+it for the synchronous `RequestResponse` invocation the filter needs to
+return a disposition.
+"""
+
+from __future__ import annotations
+
+from email.utils import getaddresses
+from typing import Literal
+
+from aws_lambda_powertools.utilities.parser.models.ses import (
+    SesMail,
+    SesMessage,
+    SesModel,
+    SesReceipt,
+    SesReceiptAction,
+    SesReceiptVerdict,
+    SesRecordModel,
+)
+from pydantic import Field, ValidationError
+
+from mailfilter.addresses import InvalidAddressError, domain_of, normalise_address
+from mailfilter.events import EventError
+from mailfilter.events.send_request import CATEGORY_HEADER, CLOUD_HEADER, PRODUCT_HEADER
+from mailfilter.message import Authentication, Declaration, Message
+from mailfilter.model import Direction, Source
+
+
+class ReceiptAction(SesReceiptAction):
+    invocationType: Literal["Event", "RequestResponse"]  # noqa: N815 (SES's field name)
+
+
+class Receipt(SesReceipt):
+    dkimVerdict: SesReceiptVerdict = Field(default_factory=lambda: SesReceiptVerdict(status="GRAY"))  # noqa: N815
+    dmarcPolicy: str | None = None  # noqa: N815
+    action: ReceiptAction
+
+
+class ReceiptMessage(SesMessage):
+    receipt: Receipt
+
+
+class ReceiptRecord(SesRecordModel):
+    ses: ReceiptMessage
+
+
+class ReceiptEvent(SesModel):
+    Records: list[ReceiptRecord] = Field(min_length=1, max_length=1)
+
+    @property
+    def mail(self) -> SesMail:
+        return self.Records[0].ses.mail
+
+    @property
+    def receipt(self) -> Receipt:
+        return self.Records[0].ses.receipt
+
+
+def parse_receipt_event(data: object) -> ReceiptEvent:
+    try:
+        return ReceiptEvent.model_validate(data)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise EventError(f"not a valid SES receipt event: {where}: {first['msg']} ({error.error_count()} problem(s))") from None
+
+
+def _first_address(values: list[str]) -> str | None:
+    pairs = getaddresses(values)
+    return pairs[0][1] if pairs and pairs[0][1] else None
+
+
+def _aligned(envelope_domain: str, from_domain: str) -> bool:
+    return envelope_domain == from_domain or envelope_domain.endswith("." + from_domain)
+
+
+def receipt_message(event: ReceiptEvent) -> Message:
+    """The customer side is the From address; the recipients are the vendor desks this rule matched."""
+    mail, receipt = event.mail, event.receipt
+    try:
+        from_header = _first_address(mail.commonHeaders.header_from)
+        sender = normalise_address(from_header or mail.source)
+        envelope = normalise_address(mail.source) if "@" in mail.source else sender
+        desks = tuple(dict.fromkeys(normalise_address(r) for r in receipt.recipients))
+    except InvalidAddressError as error:
+        raise EventError(f"SES receipt event has an unusable address: {error}") from None
+    if not desks:
+        raise EventError("SES receipt event has no recipients in receipt.recipients")
+    headers = {header.name.lower(): header.value for header in mail.headers}
+    return Message(
+        message_id=mail.messageId,
+        direction=Direction.INBOUND,
+        sender=sender,
+        recipients=desks,
+        subject=mail.commonHeaders.subject or "",
+        declaration=Declaration(
+            source=Source.HEADER,
+            category=headers.get(CATEGORY_HEADER.lower()),
+            product=headers.get(PRODUCT_HEADER.lower()),
+            cloud=headers.get(CLOUD_HEADER.lower()),
+        ),
+        authentication=Authentication(
+            spf=receipt.spfVerdict.status,
+            dkim=receipt.dkimVerdict.status,
+            dmarc=receipt.dmarcVerdict.status,
+            spam=receipt.spamVerdict.status,
+            virus=receipt.virusVerdict.status,
+            dmarc_policy=receipt.dmarcPolicy,
+            envelope_aligned=_aligned(domain_of(envelope), domain_of(sender)),
+        ),
+    )
