@@ -6,12 +6,15 @@ addresses, domains and product names are normalised on the way in.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from mailfilter.addresses import InvalidAddressError, normalise_address, normalise_domain
 from mailfilter.model import Cloud
+
+_PRODUCT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 def _address(value: str) -> str:
@@ -28,11 +31,15 @@ def _domain(value: str) -> str:
         raise ValueError(str(error)) from None
 
 
+def _product(value: str) -> str:
+    if not _PRODUCT.match(value):
+        raise ValueError(f"product {value!r} must be 1-64 characters of a-z, 0-9, '.', '_' or '-'")
+    return value
+
+
 Address = Annotated[str, AfterValidator(_address)]
 Domain = Annotated[str, AfterValidator(_domain)]
-Product = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")
-]
+Product = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True), AfterValidator(_product)]
 Identifier = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 ]
