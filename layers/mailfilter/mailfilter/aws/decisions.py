@@ -1,0 +1,152 @@
+"""The decisions log: one item per recipient per message, kept for a retention period.
+
+Layout (docs/directory-table.md): partition `msg#<message id>`, sort key
+`<kind>#<recipient>`, so a retried function overwrites its own record instead
+of adding a second one, while a later "released" record sits beside the
+original "decision". The `by-customer` index (customer, at) answers "what did
+customer X receive or not receive", newest first; records without a customer
+(deferred and rejected messages) stay out of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.client import BaseClient
+from botocore.exceptions import BotoCoreError, ClientError
+
+from mailfilter.aws import clients
+from mailfilter.aws.batch import BatchIncompleteError, batch_write
+from mailfilter.aws.directory_table import from_item, to_item
+from mailfilter.model import Cloud, Direction, Verdict
+
+CUSTOMER_INDEX = "by-customer"
+KINDS = frozenset({"decision", "violation", "deferred", "rejected", "released"})
+
+
+class DecisionLogError(RuntimeError):
+    """The decisions table could not be written or read."""
+
+
+def _timestamp(moment: datetime) -> str:
+    # Fixed width, so the index's string sort key orders by time.
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class DecisionLog:
+    """Writes each message's decisions in one BatchWriteItem (25 recipients per request) and reads them back."""
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        client: BaseClient | None = None,
+        retention_days: int = 90,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if not table_name:
+            raise ValueError("DecisionLog needs a table name (DECISIONS_TABLE)")
+        if retention_days < 1:
+            raise ValueError(f"retention_days must be at least 1, not {retention_days}")
+        self.table_name = table_name
+        self.retention = timedelta(days=retention_days)
+        self._client = client
+        self._clock = clock
+
+    @property
+    def client(self) -> BaseClient:
+        return self._client or clients.client("dynamodb")
+
+    def _common(self, message_id: str, direction: Direction, cloud: Cloud, kind: str) -> dict[str, Any]:
+        if kind not in KINDS:
+            raise ValueError(f"unknown record kind {kind!r}; expected one of {', '.join(sorted(KINDS))}")
+        if not message_id:
+            raise ValueError("a decision record needs a message id")
+        now = self._clock()
+        return {
+            "pk": f"msg#{message_id}",
+            "message_id": message_id,
+            "direction": direction.value,
+            "cloud": cloud.value,
+            "kind": kind,
+            "at": _timestamp(now),
+            "expires_at": int((now + self.retention).timestamp()),  # DynamoDB TTL: epoch seconds
+        }
+
+    def record(self, verdict: Verdict, *, kind: str = "decision") -> None:
+        """Record every decision of a verdict: one item per recipient, in one request per 25 recipients."""
+        common = self._common(verdict.message_id, verdict.direction, verdict.classification.cloud, kind)
+        common["mode"] = verdict.mode.value
+        items = []
+        for decision in verdict.decisions:
+            values = {
+                **common,
+                "sk": f"{kind}#{decision.recipient}",
+                "recipient": decision.recipient,
+                "action": decision.action.value,
+                "effective": decision.effective.value,
+                "deliver_to": list(decision.deliver_to),
+                "rule": decision.rule,
+                "seed_rule": decision.seed_rule,
+                "reason": decision.reason,
+                "category": decision.category.value,
+                "product": decision.product,
+                "customer": decision.customer,
+                "customer_name": decision.customer_name,
+                "matched_by": decision.matched_by,
+                "partners": list(decision.partners),
+            }
+            items.append(values)
+        self._write(items)
+
+    def record_outcome(
+        self, message_id: str, direction: Direction, cloud: Cloud, recipients: Sequence[str], *, kind: str, error: str
+    ) -> None:
+        """Record an outcome reached without a verdict (deferred, rejected), one item per recipient."""
+        common = self._common(message_id, direction, cloud, kind)
+        self._write([{**common, "sk": f"{kind}#{recipient}", "recipient": recipient, "error": error} for recipient in recipients])
+
+    def _write(self, items: list[dict[str, Any]]) -> None:
+        # None is left out rather than stored as NULL: `customer` keys a sparse index.
+        requests = [{"PutRequest": {"Item": to_item({k: v for k, v in item.items() if v is not None})}} for item in items]
+        try:
+            batch_write(self.client, self.table_name, requests)
+        except (BatchIncompleteError, ClientError, BotoCoreError) as error:
+            raise DecisionLogError(f"decisions table {self.table_name}: {error}") from error
+
+    def for_message(self, message_id: str) -> list[dict[str, Any]]:
+        """Every record of one message, oldest first."""
+        records = self._query(
+            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": f"msg#{message_id}"}}, ConsistentRead=True
+        )
+        return sorted(records, key=lambda record: (record["at"], record["sk"]))
+
+    def for_customer(self, tenant_id: str, cloud: Cloud | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest `limit` records for one customer (tenant id), newest first, optionally in one cloud."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        query: dict[str, Any] = {
+            "IndexName": CUSTOMER_INDEX,
+            "KeyConditionExpression": "customer = :customer",
+            "ExpressionAttributeValues": {":customer": {"S": tenant_id}},
+            "ScanIndexForward": False,
+        }
+        if cloud is not None:
+            query["FilterExpression"] = "cloud = :cloud"
+            query["ExpressionAttributeValues"][":cloud"] = {"S": cloud.value}
+        return self._query(limit=limit, **query)
+
+    def _query(self, *, limit: int | None = None, **query: Any) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        try:
+            if limit is not None:
+                query["PaginationConfig"] = {"PageSize": limit}  # read only what is needed, page by page
+            for page in self.client.get_paginator("query").paginate(TableName=self.table_name, **query):
+                records.extend(from_item(item) for item in page["Items"])
+                if limit is not None and len(records) >= limit:
+                    return records[:limit]
+        except (ClientError, BotoCoreError) as error:
+            raise DecisionLogError(f"decisions table {self.table_name}: {error}") from error
+        return records
