@@ -1,0 +1,73 @@
+"""What a message is about, and which source said so: declarations are trusted only from the vendor."""
+
+from __future__ import annotations
+
+from directory_samples import outbound
+
+from mailfilter.message import Declaration, Message
+from mailfilter.model import Category, Cloud, Direction, Source
+from mailfilter.policy.classify import classify, classify_desk
+from mailfilter.policy.config import load_policy
+
+POLICY = load_policy()
+
+
+def test_send_request_fields_are_trusted_declarations():
+    c = classify(outbound("a@x.example", category="subscription", product="Azure", cloud=Cloud.USGOV), POLICY)
+    assert (c.category, c.category_source) == (Category.SUBSCRIPTION, Source.REQUEST)
+    assert (c.product, c.product_source) == ("azure", Source.REQUEST)
+    assert (c.cloud, c.cloud_source) == (Cloud.USGOV, Source.REQUEST)
+
+
+def test_header_declaration_from_a_vendor_identity_is_trusted():
+    message = outbound("a@x.example", category="service-incident", sender="noreply@vendor.example", source=Source.HEADER)
+    assert classify(message, POLICY).category_source is Source.HEADER
+
+
+def test_header_declaration_from_outside_the_vendor_is_ignored():
+    message = outbound("a@x.example", category="service-incident", sender="attacker@evil.example", source=Source.HEADER, subject="Hello")
+    c = classify(message, POLICY)
+    assert (c.category, c.category_source) == (Category.GENERAL, Source.DEFAULT)
+
+
+def test_sender_address_map_decides_when_nothing_is_declared():
+    c = classify(outbound("a@x.example", sender="billing@vendor.example", subject="Service outage"), POLICY)
+    assert (c.category, c.category_source) == (Category.SUBSCRIPTION, Source.SENDER_MAP)
+
+
+def test_subject_patterns_decide_after_the_maps():
+    c = classify(outbound("a@x.example", subject="Your Azure invoice for May"), POLICY)
+    assert (c.category, c.category_source) == (Category.SUBSCRIPTION, Source.SUBJECT)
+    assert (c.product, c.product_source) == ("azure", Source.SUBJECT)
+
+
+def test_default_is_general_in_the_deployment_cloud():
+    c = classify(outbound("a@x.example", subject="Hello"), POLICY.model_copy(update={"default_cloud": Cloud.GERMANY}))
+    assert (c.category, c.category_source, c.product) == (Category.GENERAL, Source.DEFAULT, None)
+    assert (c.cloud, c.cloud_source) == (Cloud.GERMANY, Source.DEFAULT)
+
+
+def test_an_unreadable_declared_category_falls_through_to_weaker_evidence():
+    c = classify(outbound("a@x.example", category="urgent!!", subject="Planned maintenance"), POLICY)
+    assert (c.category, c.category_source) == (Category.OPERATIONAL, Source.SUBJECT)
+
+
+def test_inbound_headers_are_never_trusted_even_from_a_vendor_address():
+    message = Message(
+        message_id="m",
+        direction=Direction.INBOUND,
+        sender="billing@vendor.example",
+        recipients=("sales@vendor.example",),
+        subject="Hi",
+        declaration=Declaration(source=Source.HEADER, category="service-incident"),
+    )
+    assert classify(message, POLICY).category_source is Source.DEFAULT
+
+
+def test_inbound_desk_decides_the_category_of_each_recipient():
+    message = Message("m", Direction.INBOUND, "it@contoso.com", ("billing@vendor.example", "support@vendor.example"), "Question")
+    base = classify(message, POLICY)
+    assert classify_desk(base, "billing@vendor.example", POLICY).category is Category.SUBSCRIPTION
+    assert classify_desk(base, "support@vendor.example", POLICY).category is Category.OPERATIONAL
+    assert classify_desk(base, "support@vendor.example", POLICY).category_source is Source.RECIPIENT_MAP
+    assert classify_desk(base, "unknown-desk@vendor.example", POLICY) == base
