@@ -1,0 +1,168 @@
+"""`mailfilter explain` prints the functions' decisions for every accepted event, with no side effects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mailfilter_cli.main import cli
+
+DIRECTORY = str(Path(__file__).parents[1] / "events" / "directory.jsonl")
+REQUEST = {
+    "message_id": "req-1",
+    "from": "billing@vendor.example",
+    "to": ["it@contoso.com"],
+    "cc": ["ops@woodgrovebank.com"],
+    "subject": "Your invoice",
+    "text": "Hello",
+    "product": "azure",
+}
+
+
+def ses_receipt_event(sender: str, *desks: str, dmarc: str = "PASS") -> dict:
+    verdict = {"status": "PASS"}
+    return {
+        "Records": [
+            {
+                "eventSource": "aws:ses",
+                "eventVersion": "1.0",
+                "ses": {
+                    "mail": {
+                        "timestamp": "2026-11-20T10:00:00.000Z",
+                        "source": sender,
+                        "messageId": "ses-msg-1",
+                        "destination": list(desks),
+                        "headersTruncated": False,
+                        "headers": [{"name": "From", "value": sender}],
+                        "commonHeaders": {
+                            "from": [f"Customer <{sender}>"],
+                            "to": list(desks),
+                            "returnPath": sender,
+                            "messageId": "<x@y>",
+                            "date": "Fri, 20 Nov 2026 10:00:00 +0000",
+                            "subject": "Question about my invoice",
+                        },
+                    },
+                    "receipt": {
+                        "timestamp": "2026-11-20T10:00:00.000Z",
+                        "processingTimeMillis": 100,
+                        "recipients": list(desks),
+                        "spamVerdict": verdict,
+                        "virusVerdict": verdict,
+                        "spfVerdict": verdict,
+                        "dkimVerdict": verdict,
+                        "dmarcVerdict": {"status": dmarc},
+                        "action": {"type": "Lambda", "invocationType": "RequestResponse", "functionArn": "arn:aws:lambda:::function:f"},
+                    },
+                },
+            }
+        ]
+    }
+
+
+def email_sent_event(sender: str, *destinations: str, tags: dict | None = None) -> dict:
+    return {
+        "version": "0",
+        "source": "aws.ses",
+        "detail-type": "Email Sent",
+        "detail": {
+            "eventType": "Send",
+            "mail": {
+                "messageId": "sent-1",
+                "source": sender,
+                "destination": list(destinations),
+                "headers": [{"name": "X-Communication-Category", "value": "subscription"}],
+                "commonHeaders": {"from": [sender], "subject": "Renewal"},
+                "tags": tags or {},
+            },
+            "send": {},
+        },
+    }
+
+
+def run(tmp_path, event, *options: str):
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event), encoding="utf-8")
+    return CliRunner().invoke(cli, ["explain", str(path), "--directory", DIRECTORY, *options])
+
+
+def lines(result) -> list[dict]:
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.output.splitlines()]
+
+
+def test_send_request_prints_one_json_object_with_a_decision_per_recipient(tmp_path):
+    (verdict,) = lines(run(tmp_path, REQUEST))
+    assert verdict["message_id"] == "req-1"
+    assert (verdict["direction"], verdict["cloud"], verdict["category"], verdict["category_source"]) == (
+        "outbound",
+        "commercial",
+        "subscription",
+        "sender-map",
+    )
+    contoso, woodgrove = verdict["decisions"]
+    assert contoso["action"] == "reroute"
+    assert contoso["deliver_to"] == ["csp-desk@fabrikam.example"]
+    assert contoso["rule"] == "subscription-owned-by-partner"
+    assert woodgrove["action"] == "allow"
+    assert woodgrove["deliver_to"] == ["ops@woodgrovebank.com"]
+
+
+def test_sqs_event_prints_one_line_per_send_request(tmp_path):
+    event = {
+        "Records": [
+            {"eventSource": "aws:sqs", "messageId": str(i), "body": json.dumps({**REQUEST, "message_id": f"m{i}"})} for i in range(2)
+        ]
+    }
+    assert [v["message_id"] for v in lines(run(tmp_path, event))] == ["m0", "m1"]
+
+
+def test_ses_receipt_event_is_decided_inbound_per_vendor_desk(tmp_path):
+    (verdict,) = lines(run(tmp_path, ses_receipt_event("cfo@tailspintoys.com", "billing@vendor.example", "support@vendor.example")))
+    assert verdict["direction"] == "inbound"
+    assert [(d["recipient"], d["action"]) for d in verdict["decisions"]] == [
+        ("billing@vendor.example", "reroute"),
+        ("support@vendor.example", "allow"),
+    ]
+
+
+def test_email_sent_event_is_decided_as_outbound_mail(tmp_path):
+    (verdict,) = lines(run(tmp_path, email_sent_event("billing@vendor.example", "cfo@tailspintoys.com")))
+    assert verdict["category_source"] == "header"
+    assert verdict["decisions"][0]["action"] == "reroute"
+
+
+def test_table_format_names_the_rule_and_where_mail_goes(tmp_path):
+    result = run(tmp_path, REQUEST, "--format", "table")
+    assert result.exit_code == 0, result.output
+    assert "subscription-owned-by-partner (rule 2)" in result.output
+    assert "csp-desk@fabrikam.example" in result.output
+
+
+@pytest.mark.parametrize(
+    ("event", "fragment"),
+    [
+        ({"hello": "world"}, "unrecognised event: expected an SES receipt-rule event"),
+        ({**REQUEST, "to": [], "cc": []}, "the request has no recipient"),
+        ({**REQUEST, "to": ["not-an-address"]}, "to.0"),
+        ({"Records": [{"eventSource": "aws:ses"}]}, "not a valid SES receipt event"),
+        ({"Records": [{"eventSource": "aws:sqs", "body": "{nope"}]}, "body is not JSON"),
+    ],
+)
+def test_an_event_of_no_known_shape_gets_a_clear_error(tmp_path, event, fragment):
+    result = run(tmp_path, event)
+    assert result.exit_code == 1
+    assert fragment in result.output
+
+
+def test_a_bad_directory_file_is_reported_with_its_line(tmp_path):
+    bad = tmp_path / "directory.jsonl"
+    bad.write_text('{"kind": "customer"}\n', encoding="utf-8")
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(REQUEST), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["explain", str(path), "--directory", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}:1: cloud: Field required" in result.output
