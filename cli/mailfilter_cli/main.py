@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from mailfilter_cli.directory_cmd import directory
 from mailfilter_cli.explain_cmd import explain
 
 
@@ -13,3 +14,4 @@ def cli() -> None:
 
 
 cli.add_command(explain)
+cli.add_command(directory)

@@ -98,6 +98,18 @@ class DirectoryValidator:
         for index, link in enumerate(record.csp):
             self._references.append((line, record.cloud, link.partner_id, index))
 
+    # What the file defines, for an import that must know which stored items it no longer holds.
+    def defines_partner(self, cloud: Cloud, partner_id: str) -> bool:
+        return (cloud, partner_id) in self._partners
+
+    def defines_tenant(self, cloud: Cloud, tenant_id: str) -> bool:
+        return (cloud, tenant_id) in self._tenants
+
+    def claimant(self, cloud: Cloud, kind: str, value: str) -> str | None:
+        """The tenant whose record lists this address or domain (`kind` "address" or "domain"), if any."""
+        claim = self._claims.get((cloud, f"{kind}es" if kind == "address" else f"{kind}s", value))
+        return claim[0] if claim else None
+
     def finish(self) -> list[DirectoryIssue]:
         """Report references to partners the file never defines; return every issue, in line order."""
         for line, cloud, partner_id, index in self._references:
