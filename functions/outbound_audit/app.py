@@ -1,0 +1,50 @@
+"""Outbound audit: EventBridge SES "Email Sent" events in, violations recorded (docs/outbound.md)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mailfilter.aws.decisions import DecisionLog
+from mailfilter.aws.directory_table import DynamoDirectory
+from mailfilter.outbound_audit import audit_sent_email
+from mailfilter.settings import PolicySettings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+class AuditSettings(PolicySettings):
+    directory_table: str
+    decisions_table: str
+    decision_retention_days: int = 90
+    log_addresses: bool = False
+
+
+def count(name: str, value: int, category: str, cloud: str) -> None:
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace) as metric:
+        metric.add_dimension(name="category", value=category)
+        metric.add_dimension(name="cloud", value=cloud)
+
+
+@cache
+def collaborators() -> dict[str, Any]:
+    settings = AuditSettings.from_env()
+    return {
+        "directory": DynamoDirectory(settings.directory_table),
+        "policy": settings.load(),
+        "decisions": DecisionLog(settings.decisions_table, retention_days=settings.decision_retention_days),
+        "log_addresses": settings.log_addresses,
+    }
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return audit_sent_email(event, count=count, logger=logger, **collaborators())

@@ -1,0 +1,76 @@
+"""Outbound gateway: SQS batches of send requests in, each decided and acted on once (docs/outbound.md).
+
+The handler only wires things: settings from the environment, collaborators
+built once per execution environment, powertools' batch processor for
+partial failures. The work is `mailfilter.outbound.OutboundGateway.handle`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mailfilter.aws.decisions import DecisionLog
+from mailfilter.aws.directory_table import DynamoDirectory
+from mailfilter.aws.idempotency import DynamoOnce
+from mailfilter.aws.mailer import Mailer
+from mailfilter.aws.progress import SendProgress
+from mailfilter.aws.quarantine import Quarantine
+from mailfilter.outbound import OutboundGateway, OutboundSettings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def count(name: str, value: int, category: str, cloud: str) -> None:
+    """One EMF metric per (name, category, cloud): dimension sets stay small and fixed."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace) as metric:
+        metric.add_dimension(name="category", value=category)
+        metric.add_dimension(name="cloud", value=cloud)
+
+
+@cache
+def build() -> tuple[OutboundGateway, DynamoOnce]:
+    """Collaborators from the environment, once per execution environment (warm starts reuse them)."""
+    settings = OutboundSettings.from_env()
+    once = DynamoOnce(settings.idempotency_table, expires_after_seconds=settings.idempotency_ttl_seconds)
+    gateway = OutboundGateway(
+        directory=DynamoDirectory(settings.directory_table),
+        policy=settings.load(),
+        mailer=Mailer(configuration_set=settings.vendor_configuration_set),
+        quarantine=Quarantine(settings.mail_bucket, settings.quarantine_prefix),
+        decisions=DecisionLog(settings.decisions_table, retention_days=settings.decision_retention_days),
+        progress=SendProgress(settings.idempotency_table, ttl_seconds=settings.idempotency_ttl_seconds),
+        from_address=settings.filter_from_address,
+        once=once,
+        count=count,
+        logger=logger,
+        log_addresses=settings.log_addresses,
+    )
+    return gateway, once
+
+
+def handle_batch(event: dict[str, Any], context: LambdaContext | None, gateway: OutboundGateway) -> dict[str, Any]:
+    """Each record is handled alone; the ones that raise are reported back to SQS for retry."""
+
+    def record_handler(record: SQSRecord) -> dict[str, Any]:
+        return gateway.handle(record.body, fallback_id=record.message_id)
+
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    gateway, once = build()
+    once.register(context)
+    return handle_batch(event, context, gateway)

@@ -1,0 +1,173 @@
+"""MIME for outbound delivery, built with the standard library's `email` package.
+
+Every header value the filter writes goes through `header_safe`, and
+`EmailMessage` RFC 2047-encodes anything that is not ASCII, so neither a
+customer name nor a subject can inject a header. Messages are serialised with
+`email.policy.SMTP` (CRLF line ends, as SES expects for raw content).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from email import policy as email_policy
+from email.headerregistry import Address as HeaderAddress
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+from mailfilter.addresses import InvalidAddressError, normalise_address
+from mailfilter.events.send_request import SendRequest
+from mailfilter.model import Action, Decision, Verdict
+
+# Headers the gateway composes itself; a request may not set them through `headers`.
+RESERVED_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "From", "Sender", "To", "Cc", "Bcc", "Reply-To", "Subject", "Date", "Message-ID", "Return-Path",
+        "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Content-Disposition",
+    )
+)  # fmt: skip
+FILTER_RULE_HEADER = "X-CSP-Mail-Filter-Rule"
+FILTER_CUSTOMER_HEADER = "X-CSP-Mail-Filter-Customer"
+
+
+class CompositionError(ValueError):
+    """A send request that cannot be turned into a message; the text says why."""
+
+
+def header_safe(value: str) -> str:
+    """Fold every run of whitespace, CR and LF included, into one space: a value stays one header."""
+    return " ".join(value.replace("\x00", " ").split())
+
+
+def compose_original(request: SendRequest) -> EmailMessage:
+    """The message as the sender asked for it, every recipient in its header (Bcc excepted)."""
+    if request.raw is not None:
+        message = BytesParser(policy=email_policy.default).parsebytes(base64.b64decode(request.raw))
+        if not isinstance(message, EmailMessage):  # pragma: no cover - policy.default always builds one
+            raise CompositionError("raw is not a MIME message")
+        del message["Bcc"]
+        if message["From"] is None:
+            message["From"] = request.sender
+        return message
+    reserved = sorted(name for name in request.headers if name.lower() in RESERVED_HEADERS)
+    if reserved:
+        raise CompositionError(f"headers {reserved} are composed by the gateway; use the request's fields instead")
+    message = EmailMessage(policy=email_policy.default)
+    message["From"] = request.sender
+    # Joined into one string so the header is parsed into `Address` objects.
+    for name, addresses in (("To", request.to), ("Cc", request.cc), ("Reply-To", request.reply_to)):
+        if addresses:
+            message[name] = ", ".join(addresses)
+    message["Subject"] = header_safe(request.subject)
+    for name, value in request.headers.items():
+        message[name] = header_safe(value)
+    if request.text is not None:
+        message.set_content(request.text, cte="quoted-printable")
+        if request.html is not None:
+            message.add_alternative(request.html, subtype="html", cte="quoted-printable")
+    else:
+        message.set_content(request.html or "", subtype="html", cte="quoted-printable")
+    return message
+
+
+def _kept(header_value: object, fallback: Sequence[str], allowed: Collection[str]) -> list[HeaderAddress | str]:
+    """The header's addresses that are allowed, display names kept; the request's list if it had none."""
+    kept: list[HeaderAddress | str] = []
+    for address in getattr(header_value, "addresses", ()):
+        if not isinstance(address, HeaderAddress):
+            continue
+        try:
+            if normalise_address(address.addr_spec) in allowed:
+                kept.append(address)
+        except InvalidAddressError:
+            continue
+    present = {normalise_address(a.addr_spec) for a in kept if isinstance(a, HeaderAddress)}
+    kept.extend(a for a in fallback if a in allowed and a not in present)
+    return kept
+
+
+def allowed_copy(original: EmailMessage, request: SendRequest, allowed: Collection[str]) -> bytes:
+    """The original with To and Cc narrowed to the allowed recipients; Bcc stays envelope-only."""
+    message = copy.deepcopy(original)
+    for name, fallback in (("To", request.to), ("Cc", request.cc)):
+        kept = _kept(message[name], fallback, allowed)
+        del message[name]
+        if kept:
+            message[name] = kept
+    del message["Bcc"]
+    return message.as_bytes(policy=email_policy.SMTP)
+
+
+@dataclass(frozen=True, slots=True)
+class RerouteGroup:
+    """The recipients of one customer that go to the same partner contacts: one notice each."""
+
+    customer: str | None
+    customer_name: str | None
+    deliver_to: tuple[str, ...]
+    decisions: tuple[Decision, ...]
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        return tuple(d.recipient for d in self.decisions)
+
+    @property
+    def step(self) -> str:
+        """A stable name for this send, for exactly-once bookkeeping across retries."""
+        return f"reroute:{self.customer or '-'}:{','.join(sorted(self.deliver_to))}"
+
+
+def reroute_groups(decisions: Sequence[Decision], action: Action = Action.REROUTE) -> list[RerouteGroup]:
+    """Group `effective == action` decisions by (customer, partner contacts), in recipient order."""
+    groups: dict[tuple[str | None, tuple[str, ...]], list[Decision]] = {}
+    for decision in decisions:
+        if decision.effective is action and decision.deliver_to:
+            groups.setdefault((decision.customer, tuple(sorted(decision.deliver_to))), []).append(decision)
+    return [
+        RerouteGroup(customer, members[0].customer_name, tuple(dict.fromkeys(c for d in members for c in d.deliver_to)), tuple(members))
+        for (customer, _), members in groups.items()
+    ]
+
+
+def _notice_text(request: SendRequest, verdict: Verdict, group: RerouteGroup) -> str:
+    first = group.decisions[0]
+    rules = dict.fromkeys(f"{d.rule}" + (f" (seed rule {d.seed_rule})" if d.seed_rule else "") for d in group.decisions)
+    reasons = dict.fromkeys(d.reason for d in group.decisions)
+    lines = [
+        "This message was addressed to a customer whose relationship with the vendor you own as its CSP partner.",
+        "It was not delivered to the customer; it is forwarded to you instead, unchanged, as the attachment.",
+        "",
+        f"Customer:            {first.customer_name or 'unknown'} (tenant {first.customer or 'unknown'})",
+        f"Original recipients: {', '.join(group.recipients)}",
+        f"Original sender:     {request.sender}",
+        f"Cloud:               {verdict.classification.cloud.value}",
+        f"Category:            {first.category.value}",
+        f"Product:             {first.product or 'not stated'}",
+        f"Rule:                {', '.join(rules)}",
+        f"Why:                 {' '.join(reasons)}",
+        f"Message id:          {verdict.message_id}",
+        "",
+        "Replies to this message go to the original sender.",
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def partner_notice(original: EmailMessage, request: SendRequest, verdict: Verdict, group: RerouteGroup, from_address: str) -> bytes:
+    """The message a partner receives: who and why in the body, the original attached as message/rfc822."""
+    notice = EmailMessage(policy=email_policy.default)
+    notice["From"] = from_address
+    notice["To"] = ", ".join(group.deliver_to)
+    notice["Reply-To"] = request.sender
+    name = header_safe(group.customer_name or group.customer or "a CSP customer")
+    notice["Subject"] = header_safe(f"[CSP customer {name}] {request.subject}".strip())
+    notice[FILTER_RULE_HEADER] = header_safe(", ".join(dict.fromkeys(d.rule for d in group.decisions)))
+    if group.customer:
+        notice[FILTER_CUSTOMER_HEADER] = header_safe(group.customer)
+    notice.set_content(_notice_text(request, verdict, group))
+    attached = copy.deepcopy(original)
+    del attached["Bcc"]
+    notice.add_attachment(attached, filename="original-message.eml")
+    return notice.as_bytes(policy=email_policy.SMTP)
