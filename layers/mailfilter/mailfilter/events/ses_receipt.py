@@ -8,11 +8,14 @@ return a disposition.
 
 from __future__ import annotations
 
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.utils import getaddresses
 from typing import Literal
 
 from aws_lambda_powertools.utilities.parser.models.ses import (
     SesMail,
+    SesMailCommonHeaders,
     SesMessage,
     SesModel,
     SesReceipt,
@@ -29,17 +32,43 @@ from mailfilter.message import Authentication, Declaration, Message
 from mailfilter.model import Direction, Source
 
 
+class CommonHeaders(SesMailCommonHeaders):
+    """SES leaves out a header the message lacks: mail without a Subject, To or From still arrives."""
+
+    header_from: list[str] = Field(default_factory=list, alias="from")
+    to: list[str] = Field(default_factory=list)
+    subject: str = ""
+    date: str = ""
+    messageId: str = ""  # noqa: N815
+    returnPath: str = ""  # noqa: N815
+
+
+class Mail(SesMail):
+    commonHeaders: CommonHeaders  # noqa: N815
+
+
 class ReceiptAction(SesReceiptAction):
     invocationType: Literal["Event", "RequestResponse"]  # noqa: N815 (SES's field name)
 
 
+class ReceiptVerdict(SesReceiptVerdict):
+    """SES reports DISABLED when spam and virus scanning is turned off for the rule."""
+
+    status: Literal["PASS", "FAIL", "GRAY", "PROCESSING_FAILED", "DISABLED"]
+
+
 class Receipt(SesReceipt):
-    dkimVerdict: SesReceiptVerdict = Field(default_factory=lambda: SesReceiptVerdict(status="GRAY"))  # noqa: N815
+    spamVerdict: ReceiptVerdict  # noqa: N815
+    virusVerdict: ReceiptVerdict  # noqa: N815
+    spfVerdict: ReceiptVerdict  # noqa: N815
+    dmarcVerdict: ReceiptVerdict  # noqa: N815
+    dkimVerdict: ReceiptVerdict = Field(default_factory=lambda: ReceiptVerdict(status="GRAY"))  # noqa: N815
     dmarcPolicy: str | None = None  # noqa: N815
     action: ReceiptAction
 
 
 class ReceiptMessage(SesMessage):
+    mail: Mail
     receipt: Receipt
 
 
@@ -51,7 +80,7 @@ class ReceiptEvent(SesModel):
     Records: list[ReceiptRecord] = Field(min_length=1, max_length=1)
 
     @property
-    def mail(self) -> SesMail:
+    def mail(self) -> Mail:
         return self.Records[0].ses.mail
 
     @property
@@ -66,6 +95,14 @@ def parse_receipt_event(data: object) -> ReceiptEvent:
         first = error.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"])
         raise EventError(f"not a valid SES receipt event: {where}: {first['msg']} ({error.error_count()} problem(s))") from None
+
+
+def decoded_header(value: str) -> str:
+    """An RFC 2047 encoded-word header as text; undecodable parts are kept as they came."""
+    try:
+        return str(make_header(decode_header(value)))
+    except (HeaderParseError, LookupError, UnicodeError, ValueError):
+        return value
 
 
 def _first_address(values: list[str]) -> str | None:
@@ -95,7 +132,7 @@ def receipt_message(event: ReceiptEvent) -> Message:
         direction=Direction.INBOUND,
         sender=sender,
         recipients=desks,
-        subject=mail.commonHeaders.subject or "",
+        subject=decoded_header(mail.commonHeaders.subject),
         declaration=Declaration(
             source=Source.HEADER,
             category=headers.get(CATEGORY_HEADER.lower()),

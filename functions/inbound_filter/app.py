@@ -1,0 +1,61 @@
+"""Inbound filter: SES receipt-rule events in, a disposition out (docs/inbound.md).
+
+The handler only wires things: settings from the environment, collaborators
+built once per execution environment, powertools' logging, metrics and
+tracing. The work is `mailfilter.inbound.InboundFilter.handle`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mailfilter.aws import clients
+from mailfilter.aws.decisions import DecisionLog
+from mailfilter.aws.directory_table import DynamoDirectory
+from mailfilter.aws.mailer import Mailer
+from mailfilter.aws.quarantine import Quarantine
+from mailfilter.aws.raw_mail import MailBucket
+from mailfilter.inbound import InboundFilter, InboundSettings, Metric
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+def count(metric: Metric, *, category: str, cloud: str, count: int = 1) -> None:
+    """One EMF metric per (name, category, cloud): each decision has its own dimensions."""
+    with single_metric(name=metric.value, unit=MetricUnit.Count, value=count, namespace=metrics.namespace) as one:
+        one.add_dimension(name="category", value=category)
+        one.add_dimension(name="cloud", value=cloud)
+
+
+@cache
+def build() -> InboundFilter:
+    """Collaborators from the environment, once per execution environment (warm starts reuse them)."""
+    settings = InboundSettings.from_env()
+    return InboundFilter(
+        directory=DynamoDirectory(settings.directory_table),
+        policy=settings.load(),
+        mail=MailBucket(settings.mail_bucket, settings.inbound_prefix, settings.quarantine_prefix),
+        quarantine=Quarantine(settings.mail_bucket, settings.quarantine_prefix),
+        mailer=Mailer(configuration_set=settings.vendor_configuration_set),
+        decisions=DecisionLog(settings.decisions_table, retention_days=settings.decision_retention_days),
+        filter_from=settings.filter_from_address,
+        metrics=count,
+        logger=logger,
+        log_addresses=settings.log_addresses,
+        idempotency=DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=clients.client("dynamodb")),
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path="Records[0].ses.mail.messageId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    return build().handle(event, context)
