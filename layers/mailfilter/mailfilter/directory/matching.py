@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
-from mailfilter.addresses import address_candidates, domain_and_parents, domain_of
+from mailfilter.addresses import SUBADDRESS_SEPARATOR, address_candidates, domain_and_parents, domain_of
 from mailfilter.directory.view import CustomerMatch, CustomerView
 
 ADDRESS = "address"
@@ -37,9 +37,19 @@ def keys_for(addresses: Iterable[str]) -> list[LookupKey]:
 
 
 def resolve(address: str, found: Mapping[LookupKey, CustomerView]) -> CustomerMatch | None:
-    """The most specific entry among those `found` for this address, if any."""
-    for key in lookup_keys(address):
-        customer = found.get(key)
+    """The most specific entry among those `found` for this address, if any.
+
+    Walks the same order as `lookup_keys`, lazily: most addresses match on their first domain.
+    """
+    candidates = address_candidates(address) if SUBADDRESS_SEPARATOR in address else (address,)
+    for candidate in candidates:
+        customer = found.get(LookupKey(ADDRESS, candidate))
         if customer is not None:
-            return CustomerMatch(customer=customer, matched_by=key.kind, entry=key.value)
+            return CustomerMatch(customer, ADDRESS, candidate)
+    labels = domain_of(address).split(".")
+    for index in range(len(labels) - 1):
+        domain = ".".join(labels[index:])
+        customer = found.get(LookupKey(DOMAIN, domain))
+        if customer is not None:
+            return CustomerMatch(customer, DOMAIN, domain)
     return None

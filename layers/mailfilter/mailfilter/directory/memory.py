@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from mailfilter.directory.load import read_directory
-from mailfilter.directory.matching import ADDRESS, DOMAIN, LookupKey, keys_for, resolve
+from mailfilter.directory.matching import ADDRESS, DOMAIN, LookupKey, resolve
 from mailfilter.directory.records import CustomerRecord, PartnerRecord
 from mailfilter.directory.view import CustomerMatch, CustomerView, customer_view
 from mailfilter.model import Cloud
@@ -17,13 +17,15 @@ class InMemoryDirectory:
 
     def __init__(self, records: Iterable[PartnerRecord | CustomerRecord]) -> None:
         records = list(records)
-        partners = {(r.cloud, r.partner_id): r for r in records if isinstance(r, PartnerRecord)}
+        partners: dict[Cloud, dict[str, PartnerRecord]] = {cloud: {} for cloud in Cloud}
+        for record in records:
+            if isinstance(record, PartnerRecord):
+                partners[record.cloud][record.partner_id] = record
         self._entries: dict[Cloud, dict[LookupKey, CustomerView]] = {cloud: {} for cloud in Cloud}
         for record in records:
             if not isinstance(record, CustomerRecord):
                 continue
-            in_cloud = {pid: p for (cloud, pid), p in partners.items() if cloud == record.cloud}
-            view = customer_view(record, in_cloud)
+            view = customer_view(record, partners[record.cloud])
             entries = self._entries[record.cloud]
             entries.update((LookupKey(ADDRESS, a), view) for a in record.addresses)
             entries.update((LookupKey(DOMAIN, d), view) for d in record.domains)
@@ -34,5 +36,4 @@ class InMemoryDirectory:
 
     def lookup(self, cloud: Cloud, addresses: Sequence[str]) -> dict[str, CustomerMatch | None]:
         entries = self._entries[cloud]
-        found = {key: entries[key] for key in keys_for(addresses) if key in entries}
-        return {address: resolve(address, found) for address in addresses}
+        return {address: resolve(address, entries) for address in addresses}

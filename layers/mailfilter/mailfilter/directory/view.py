@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from mailfilter.directory.records import CustomerRecord, PartnerRecord
 from mailfilter.model import Cloud
@@ -60,9 +61,8 @@ class CustomerView:
         return product is not None and bool(self.owning_partners(product))
 
 
-@dataclass(frozen=True, slots=True)
-class CustomerMatch:
-    """The customer one address resolved to, and which directory entry matched it."""
+class CustomerMatch(NamedTuple):
+    """The customer one address resolved to, and which directory entry matched it (one per recipient)."""
 
     customer: CustomerView
     matched_by: str  # "address" or "domain"

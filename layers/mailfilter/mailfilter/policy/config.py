@@ -148,6 +148,15 @@ class Policy(_Section):
         return {entry.address: entry for entry in self.desks}
 
     @cached_property
+    def rules_by_cell(self) -> dict[tuple[Segment, Category], list[Rule]]:
+        """The rules that can decide each (segment, category) cell, in file order."""
+        return {
+            (segment, category): [r for r in self.rules if segment in r.segments and category in r.categories]
+            for segment in Segment
+            for category in Category
+        }
+
+    @cached_property
     def compiled_subjects(self) -> list[tuple[re.Pattern[str], Category]]:
         return [(re.compile(entry.pattern), entry.category) for entry in self.subjects]
 

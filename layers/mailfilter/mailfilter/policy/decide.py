@@ -33,13 +33,8 @@ def _product_matches(condition: ProductCondition, customer: CustomerView | None,
 
 
 def matching_rule(policy: Policy, customer: CustomerView | None, classification: Classification) -> Rule:
-    segment = segment_of(customer)
-    for rule in policy.rules:
-        if (
-            segment in rule.segments
-            and classification.category in rule.categories
-            and _product_matches(rule.product, customer, classification.product)
-        ):
+    for rule in policy.rules_by_cell[segment_of(customer), classification.category]:
+        if _product_matches(rule.product, customer, classification.product):
             return rule
     raise AssertionError("the policy validator guarantees a rule for every cell")  # pragma: no cover
 
