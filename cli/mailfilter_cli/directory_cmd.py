@@ -151,7 +151,8 @@ def show_cmd(address: str, table: str | None, cloud: str | None) -> None:
         view = match.customer
         console.print(
             f"[bold]{normalised}[/] in [bold]{each.value}[/]: {view.name} (tenant {view.tenant_id}), "
-            f"matched by {match.matched_by} entry {match.entry}"
+            f"matched by {match.matched_by} entry {match.entry}",
+            soft_wrap=True,  # one line per fact, so it can be grepped
         )
         direct = ", ".join(sorted(view.direct_products)) or "-"
         console.print(f"  direct relationship: {'yes' if view.direct_relationship else 'no'}; direct products: {direct}")
