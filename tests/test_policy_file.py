@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
 
 from mailfilter.policy.config import DEFAULT_POLICY_PATH, PolicyFileError, load_policy
 from mailfilter.settings import ConfigurationError, PolicySettings
+from mailfilter_cli.main import cli
 
 DEFAULT_TEXT = DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
 
@@ -62,3 +64,12 @@ def test_deployment_overrides_mode_and_default_cloud_from_the_environment():
 def test_an_invalid_environment_value_is_a_clear_start_up_error():
     with pytest.raises(ConfigurationError, match="DEFAULT_CLOUD"):
         PolicySettings.from_env({"DEFAULT_CLOUD": "mars"})
+
+
+def test_policy_check_command_accepts_the_shipped_policy_and_refuses_a_broken_one(tmp_path):
+    ok = CliRunner().invoke(cli, ["policy", "check"])
+    assert ok.exit_code == 0, ok.output
+    assert "subscription-owned-by-partner" in ok.output
+    broken = CliRunner().invoke(cli, ["policy", "check", str(write(tmp_path, DEFAULT_TEXT.replace('mode = "enforce"', 'mode = "x"')))])
+    assert broken.exit_code == 1
+    assert "mode: Input should be 'enforce' or 'audit'" in broken.output

@@ -6,6 +6,7 @@ import click
 
 from mailfilter_cli.directory_cmd import directory
 from mailfilter_cli.explain_cmd import explain
+from mailfilter_cli.policy_cmd import policy
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,3 +16,4 @@ def cli() -> None:
 
 cli.add_command(explain)
 cli.add_command(directory)
+cli.add_command(policy)
