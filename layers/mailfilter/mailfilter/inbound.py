@@ -236,13 +236,13 @@ class InboundFilter:
         try:
             message = receipt_message(event)
         except EventError as error:
-            return self._defer(event.model_dump(mode="json", by_alias=True), message_id, desks, str(error))
+            return self._defer(event.model_dump(mode="json", by_alias=True, exclude_unset=True), message_id, desks, str(error))
         if event.mail.headersTruncated:
             self._log("warning", "SES truncated the headers in the event; the stored message is complete", message)
         try:
             verdict = evaluate(message, self.directory, self.policy)
         except DirectoryUnavailable as error:
-            return self._defer(event.model_dump(mode="json", by_alias=True), message_id, message.recipients, str(error))
+            return self._defer(event.model_dump(mode="json", by_alias=True, exclude_unset=True), message_id, message.recipients, str(error))
         return self._act(event, message, verdict)
 
     def redrive(self, request: Mapping[str, Any]) -> InboundOutcome:
@@ -262,7 +262,10 @@ class InboundFilter:
             self.decisions.record(verdict)
         except Exception as error:  # without a record nothing may be delivered
             return self._defer(
-                event.model_dump(mode="json", by_alias=True), message.message_id, message.recipients, f"decisions table: {error}"
+                event.model_dump(mode="json", by_alias=True, exclude_unset=True),
+                message.message_id,
+                message.recipients,
+                f"decisions table: {error}",
             )
 
         by_action: dict[Action, list[Decision]] = {action: [] for action in Action}
@@ -279,7 +282,11 @@ class InboundFilter:
                 held += [(d, f"Not forwarded to the partner: {error}.") for d in by_action[Action.REROUTE]]
             except MailUnavailable as error:
                 return self._defer(
-                    event.model_dump(mode="json", by_alias=True), message.message_id, message.recipients, str(error), verdict
+                    event.model_dump(mode="json", by_alias=True, exclude_unset=True),
+                    message.message_id,
+                    message.recipients,
+                    str(error),
+                    verdict,
                 )
             else:
                 for contacts, group in _by_contacts(by_action[Action.REROUTE]).items():
@@ -344,7 +351,7 @@ class InboundFilter:
             customers=[d.customer for d, _ in held],
             request=inbound_request(
                 "deferred" if failures else "blocked",
-                event.model_dump(mode="json", by_alias=True),
+                event.model_dump(mode="json", by_alias=True, exclude_unset=True),
                 raw,
                 {d.recipient: reason for d, reason in held},
                 "; ".join(failures) or None,
