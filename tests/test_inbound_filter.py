@@ -129,3 +129,28 @@ def test_unreadable_directory_defers_and_never_continues(stack, monkeypatch):
     assert "no-such-table" in record["error"]
     (item,) = stack.quarantined()
     assert item["request"]["kind"] == "deferred"
+
+
+def test_event_with_missing_fields_is_deferred_with_a_record(stack):
+    event, _ = sample("csp-customer-to-support")
+    del event["Records"][0]["ses"]["receipt"]["spamVerdict"]
+    assert stack.invoke(event) == {"disposition": "STOP_RULE_SET"}
+    (record,) = stack.recorded(message_id(event))
+    assert record["kind"] == "deferred"
+    assert "spamVerdict" in record["error"]
+
+
+def test_truncated_headers_still_get_a_decision_from_the_event(stack):
+    event, raw = sample("csp-customer-to-support")
+    event["Records"][0]["ses"]["mail"]["headersTruncated"] = True
+    event["Records"][0]["ses"]["mail"]["headers"] = event["Records"][0]["ses"]["mail"]["headers"][:2]
+    stack.store(message_id(event), raw)
+    assert stack.invoke(event) == {"disposition": "CONTINUE"}
+    assert [r["effective"] for r in stack.recorded(message_id(event))] == ["allow"]
+
+
+def test_an_event_that_is_not_an_ses_receipt_is_a_clear_error(stack):
+    from mailfilter.events import EventError  # noqa: PLC0415
+
+    with pytest.raises(EventError, match="not a valid SES receipt event"):
+        stack.invoke({"Records": [{"eventSource": "aws:sqs"}]})
