@@ -1,0 +1,108 @@
+"""Cold-start import cost of each handler module against a bare handler, measured in one run.
+
+Usage: .venv/bin/python bench/cold_start.py [--runs 9]
+For every functions/<name>/app.py that exists, `python -X importtime -c "import app"`
+runs in a fresh interpreter with the environment the template gives the function
+(placeholder values); the figure is the summed cumulative time of the top-level
+imports. The baseline is a handler that imports only boto3 and powertools' Logger.
+Runs are interleaved so machine load falls on all alike; the medians and their
+ratio are printed. Target: each handler at most 1.5x the baseline.
+
+Bytecode caches are warm for both sides, as in a venv; in Lambda the layer's
+modules are compiled on each cold start, because /opt is read-only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_RATIO = 1.5
+BASELINE = """import boto3
+from aws_lambda_powertools import Logger
+
+logger = Logger()
+
+
+def lambda_handler(event, context):
+    return {}
+"""
+# What template.yaml's Globals set, with placeholder values: handlers parse settings at import.
+ENVIRONMENT = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "POWERTOOLS_SERVICE_NAME": "csp-mail-filter",
+    "POWERTOOLS_METRICS_NAMESPACE": "CspMailFilter",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "DIRECTORY_TABLE": "bench-directory",
+    "DECISIONS_TABLE": "bench-decisions",
+    "IDEMPOTENCY_TABLE": "bench-idempotency",
+    "MAIL_BUCKET": "bench-mail",
+    "INBOUND_PREFIX": "inbound/",
+    "QUARANTINE_PREFIX": "quarantine/",
+    "MAILFILTER_MODE": "enforce",
+    "DEFAULT_CLOUD": "commercial",
+    "FILTER_FROM_ADDRESS": "mail-filter@vendor.example",
+    "DECISION_RETENTION_DAYS": "90",
+    "VENDOR_CONFIGURATION_SET": "bench-vendor",
+}
+LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)$")
+
+
+def import_micros(directory: Path) -> int:
+    """Summed cumulative microseconds of the top-level imports of `import app` in a fresh interpreter."""
+    env = {**os.environ, **ENVIRONMENT, "PYTHONPATH": str(directory)}
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import app"], cwd=directory, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"importing {directory}/app.py failed:\n{result.stderr[-2000:]}")
+    total = 0
+    for line in result.stderr.splitlines():
+        match = LINE.match(line)
+        if match and match.group(3) == "":
+            total += int(match.group(2))
+    return total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=9)
+    args = parser.parse_args()
+    handlers = {p.parent.name: p.parent for p in sorted((ROOT / "functions").glob("*/app.py"))}
+    if not handlers:
+        print("no functions/<name>/app.py yet", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as bare:
+        Path(bare, "app.py").write_text(BASELINE)
+        subjects = {"bare (boto3 + Logger)": Path(bare), **handlers}
+        samples: dict[str, list[int]] = {name: [] for name in subjects}
+        for _ in range(args.runs):
+            for name, directory in subjects.items():
+                samples[name].append(import_micros(directory))
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    baseline = medians["bare (boto3 + Logger)"]
+    print(f"python {sys.version.split()[0]}, {args.runs} runs each, interleaved; import time in ms (median, min-max)\n")
+    print(f"{'handler':<24} {'median':>8} {'range':>15} {'ratio':>6}")
+    worst = 0.0
+    for name, values in samples.items():
+        ratio = medians[name] / baseline
+        if name in handlers:
+            worst = max(worst, ratio)
+        spread = f"{min(values) / 1000:.0f}-{max(values) / 1000:.0f}"
+        print(f"{name:<24} {medians[name] / 1000:>8.1f} {spread:>15} {ratio:>6.2f}")
+    verdict = "met" if worst <= TARGET_RATIO else "NOT met"
+    print(f"\nworst ratio {worst:.2f}; target <= {TARGET_RATIO}: {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
