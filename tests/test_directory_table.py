@@ -152,7 +152,10 @@ def _leave_unprocessed(table: str, how_many: int | None, calls: list[int]) -> An
         moved = items if how_many is None else items[:how_many]
         parsed["Responses"][table] = items[len(moved) :]
         if moved:
-            parsed["UnprocessedKeys"] = {table: {"Keys": [{"pk": i["pk"], "sk": i["sk"]} for i in moved]}}
+            keys = [{"pk": i["pk"], "sk": {"S": "entry"}} for i in moved]
+            parsed["UnprocessedKeys"] = {
+                table: {"Keys": keys, "ProjectionExpression": "pk, #view", "ExpressionAttributeNames": {"#view": "view"}}
+            }
 
     return hook
 

@@ -64,8 +64,10 @@ def batch_get(
     backoff: Backoff = LOOKUP_BACKOFF,
 ) -> list[Item]:
     """Every item found for `keys`: one request per 100 keys, sent in parallel, plus retries of unprocessed keys."""
+    # Equal chunks (150 keys: 75 + 75, not 100 + 50), so parallel requests finish together.
+    size = -(-len(keys) // -(-len(keys) // MAX_GET_KEYS)) if keys else MAX_GET_KEYS
     requests = []
-    for chunk in chunks(keys, MAX_GET_KEYS):
+    for chunk in chunks(keys, size):
         request: dict[str, Any] = {"Keys": list(chunk)}
         if projection:
             request["ProjectionExpression"] = projection

@@ -106,6 +106,10 @@ def _view_values(view: CustomerView) -> dict[str, Any]:
     }
 
 
+def _compact(values: Any) -> str:
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+
+
 def partner_item(record: PartnerRecord) -> Item:
     values = {"partner_id": record.partner_id, "name": record.name, "contacts": list(record.contacts)}
     return {
@@ -126,9 +130,12 @@ def customer_items(record: CustomerRecord, partners: Mapping[str, PartnerRecord]
     digest = _digest(root, view)
     items = [{**customer_key(record.cloud, record.tenant_id), **to_item({**root, "digest": digest})}]
     entries = [LookupKey(ADDRESS, a) for a in record.addresses] + [LookupKey(DOMAIN, d) for d in record.domains]
+    # The view is one JSON string rather than nested attributes: botocore parses a
+    # nested map attribute by attribute, which made it most of a lookup's client
+    # time; one string per item is parsed by json.loads in C, and the item is smaller.
+    compact = _compact(view)
     for key in entries:
-        values = {**view, "cloud": record.cloud.value, "kind": key.kind, "value": key.value}
-        items.append({**entry_key(record.cloud, key), **to_item(values)})
+        items.append({**entry_key(record.cloud, key), "view": {"S": compact}})
     return items
 
 
@@ -146,22 +153,18 @@ def record_of(item: Item) -> PartnerRecord | CustomerRecord:
     raise ValueError(f"item {item['pk']['S']!r} is a {kind} item, not a partner or customer")
 
 
-def view_of(item: Item) -> CustomerView:
-    """An entry item to the CustomerView the policy core decides on (mail path: no generic deserialiser)."""
+def view_of(item: Item, cloud: Cloud) -> CustomerView:
+    """An entry item to the CustomerView the policy core decides on."""
+    values = json.loads(item["view"]["S"])
     return CustomerView(
-        cloud=Cloud(item["cloud"]["S"]),
-        tenant_id=item["tenant_id"]["S"],
-        name=item["name"]["S"],
-        direct_relationship=item["direct_relationship"]["BOOL"],
-        direct_products=frozenset(v["S"] for v in item["direct_products"]["L"]),
+        cloud=cloud,
+        tenant_id=values["tenant_id"],
+        name=values["name"],
+        direct_relationship=values["direct_relationship"],
+        direct_products=frozenset(values["direct_products"]),
         partners=tuple(
-            PartnerLink(
-                partner_id=p["M"]["partner_id"]["S"],
-                name=p["M"]["name"]["S"],
-                products=tuple(v["S"] for v in p["M"]["products"]["L"]),
-                contacts=tuple(v["S"] for v in p["M"]["contacts"]["L"]),
-            )
-            for p in item["partners"]["L"]
+            PartnerLink(partner_id=p["partner_id"], name=p["name"], products=tuple(p["products"]), contacts=tuple(p["contacts"]))
+            for p in values["partners"]
         ),
     )
 
@@ -169,6 +172,7 @@ def view_of(item: Item) -> CustomerView:
 # --- read side (mail path) ---------------------------------------------------
 
 _ABSENT = object()
+_VIEW = {"#view": "view"}  # "view" is one of DynamoDB's reserved words
 
 
 class _TtlCache:
@@ -253,9 +257,10 @@ class DynamoDirectory:
 
     def _fetch(self, cloud: Cloud, keys: Sequence[LookupKey]) -> dict[LookupKey, CustomerView]:
         try:
-            items = batch_get(self.client, self.table_name, [entry_key(cloud, key) for key in keys], backoff=self._backoff)
+            keys_ = [entry_key(cloud, key) for key in keys]
+            items = batch_get(self.client, self.table_name, keys_, projection="pk, #view", names=_VIEW, backoff=self._backoff)
         except BatchIncompleteError as error:
             raise DirectoryUnavailable(f"directory table {self.table_name}: {error}") from error
         except (ClientError, BotoCoreError) as error:
             raise DirectoryUnavailable(f"directory table {self.table_name}: {error}") from error
-        return {entry_of(item["pk"]["S"])[1]: view_of(item) for item in items}
+        return {entry_of(item["pk"]["S"])[1]: view_of(item, cloud) for item in items}
