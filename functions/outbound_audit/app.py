@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import cache
 from typing import Any
 
@@ -17,6 +18,8 @@ from mailfilter.settings import PolicySettings
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+# Counts go out per (category, cloud) through single_metric, so the decorator's own set is often empty.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 class AuditSettings(PolicySettings):

@@ -7,6 +7,7 @@ partial failures. The work is `mailfilter.outbound.OutboundGateway.handle`.
 
 from __future__ import annotations
 
+import warnings
 from functools import cache
 from typing import Any
 
@@ -27,6 +28,8 @@ from mailfilter.outbound import OutboundGateway, OutboundSettings
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+# Counts go out per (category, cloud) through single_metric, so the decorator's own set is often empty.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
