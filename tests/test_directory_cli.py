@@ -169,3 +169,17 @@ def test_a_table_name_is_required(directory_file: Path) -> None:
     result = CliRunner().invoke(cli, ["directory", "import", str(directory_file)], env={"DIRECTORY_TABLE": ""})
     assert result.exit_code == 2
     assert "pass --table or set DIRECTORY_TABLE" in result.stderr
+
+
+def test_explain_reads_the_table_and_decides_exactly_as_with_the_file(directory_table: str) -> None:
+    events = Path(__file__).resolve().parent.parent / "events"
+    import_directory(events / "directory.jsonl", directory_table)
+    decided = 0
+    for sample in sorted(events.glob("*.json")):
+        from_file = CliRunner().invoke(
+            cli, ["explain", str(sample), "--directory", str(events / "directory.jsonl")], env={"DIRECTORY_TABLE": ""}
+        )
+        from_table = CliRunner().invoke(cli, ["explain", str(sample)], env={"DIRECTORY_TABLE": directory_table})
+        assert (from_table.exit_code, from_table.stdout) == (from_file.exit_code, from_file.stdout), sample.name
+        decided += from_file.exit_code == 0
+    assert decided >= 5

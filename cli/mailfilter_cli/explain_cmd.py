@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from mailfilter.aws.directory_table import DirectoryUnavailable, DynamoDirectory
 from mailfilter.directory import Directory
 from mailfilter.directory.load import DirectoryFileError
 from mailfilter.directory.memory import InMemoryDirectory
@@ -68,9 +69,12 @@ def _table(console: Console, source: Path, verdict: Verdict) -> None:
     console.print(table)
 
 
-def load_directory(directory_file: Path | None) -> Directory:
+def load_directory(directory_file: Path | None, table: str | None = None) -> Directory:
+    """The file when one is given (offline); otherwise the DynamoDB table (--table or DIRECTORY_TABLE)."""
     if directory_file is None:
-        raise click.UsageError("give --directory FILE.jsonl")
+        if table:
+            return DynamoDirectory(table)
+        raise click.UsageError("give --directory FILE.jsonl, or --table (or DIRECTORY_TABLE) to read the directory from DynamoDB")
     try:
         return InMemoryDirectory.from_file(directory_file)
     except (OSError, DirectoryFileError) as error:
@@ -82,11 +86,12 @@ def load_directory(directory_file: Path | None) -> Directory:
 @click.option(
     "--directory", "directory_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Directory JSON Lines file."
 )
+@click.option("--table", envvar="DIRECTORY_TABLE", show_envvar=True, help="Directory table in DynamoDB (used when no --directory).")
 @click.option(
     "--policy", "policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Policy TOML file (default: shipped)."
 )
 @click.option("--format", "output", type=click.Choice(["json", "table"]), default="json", show_default=True)
-def explain(events: tuple[Path, ...], directory_file: Path | None, policy_file: Path | None, output: str) -> None:
+def explain(events: tuple[Path, ...], directory_file: Path | None, table: str | None, policy_file: Path | None, output: str) -> None:
     """Explain what the filter decides for each message in EVENTS (files, or folders of *.json).
 
     Accepts SES receipt-rule events, outbound send requests (alone or in an SQS
@@ -96,13 +101,15 @@ def explain(events: tuple[Path, ...], directory_file: Path | None, policy_file: 
         policy = load_policy(policy_file)
     except PolicyFileError as error:
         raise click.ClickException(str(error)) from None
-    directory = load_directory(directory_file)
+    directory = load_directory(directory_file, table)
     console = Console(width=None if sys.stdout.isatty() else 200)  # a report in a file or CI log reads wide
     for path in event_files(events):
         try:
             verdicts = explain_event(read_event(path), directory, policy)
         except EventError as error:
             raise click.ClickException(f"{path}: {error}") from None
+        except DirectoryUnavailable as error:
+            raise click.ClickException(str(error)) from None
         for verdict in verdicts:
             if output == "json":
                 click.echo(json.dumps(verdict.as_dict(), ensure_ascii=False))
