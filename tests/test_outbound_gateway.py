@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -258,10 +260,15 @@ def test_metrics_count_decisions_by_category_and_cloud(outbound: Harness, gatewa
     }
 
 
-def test_logs_mask_customer_addresses_and_carry_the_message_id(outbound: Harness, gateway: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_logs_mask_customer_addresses_and_carry_the_message_id(outbound: Harness, gateway: Any) -> None:
+    # A second handler with the function's own JSON formatter: what CloudWatch would receive.
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(gateway.logger.registered_formatter)
+    gateway.logger.addHandler(handler)
     run(gateway, sample_event("outbound-mixed-allowed-rerouted-blocked.json"))
 
-    logs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"level"' in line]
+    logs = [json.loads(line) for line in buffer.getvalue().splitlines()]
     decisions = [line for line in logs if line.get("message") == "decision"]
     assert len(decisions) == 3
     assert all(line["correlation_id"] == "news-2025-01-azure-mixed" for line in decisions)
