@@ -24,16 +24,15 @@ from mailfilter.aws.decisions import DecisionLog
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
-RAW = ROOT / "tests" / "fixtures" / "inbound"
 BUCKET = "csp-mail-filter-mail"
 FILTER_FROM = "mail-filter@vendor.example"
 ACCOUNT, REGION = "123456789012", "us-east-1"
 
 
 def sample(name: str) -> tuple[dict[str, Any], bytes]:
-    """A sample event of events/ and its raw message fixture."""
+    """A sample event of events/ and the raw message beside it, as the receipt rule's S3 action stores it."""
     event = json.loads((EVENTS / f"inbound-{name}.json").read_text(encoding="utf-8"))
-    return event, (RAW / f"{name}.eml").read_bytes()
+    return event, (EVENTS / f"inbound-{name}.eml").read_bytes()
 
 
 def load_handler() -> ModuleType:
