@@ -23,7 +23,7 @@ def message_id(event: dict) -> str:
 
 def test_r2_csp_customer_writing_to_billing_is_forwarded_to_its_partner_and_not_delivered(stack):
     response, event, raw = run(stack, "csp-customer-to-billing")
-    assert response == {"disposition": "STOP_RULE_SET"}
+    assert response == {"disposition": "STOP_RULE"}
     ((envelope, sent, sent_raw),) = stack.sent()
     assert envelope == ["csp-desk@fabrikam.example"]
     assert FILTER_FROM in sent["From"]
@@ -71,7 +71,7 @@ def test_customer_without_partner_or_not_in_directory_continues(stack, name):
 )
 def test_security_blocks_are_quarantined_never_forwarded(stack, name, rule):
     response, event, _ = run(stack, name)
-    assert response == {"disposition": "STOP_RULE_SET"}
+    assert response == {"disposition": "STOP_RULE"}
     assert stack.sent() == []
     (item,) = stack.quarantined()
     assert item["direction"] == "inbound"
@@ -98,13 +98,13 @@ def test_the_same_ses_message_processed_twice_sends_nothing_twice(stack):
     stack.store(message_id(event), raw)
     first = stack.invoke(event)
     second = stack.invoke(event)
-    assert first == second == {"disposition": "STOP_RULE_SET"}
+    assert first == second == {"disposition": "STOP_RULE"}
     assert len(stack.sent()) == 1
 
 
 def test_missing_s3_object_defers_with_a_record_and_release_redrives_it(stack):
     event, raw = sample("csp-customer-to-billing")  # not stored
-    assert stack.invoke(event) == {"disposition": "STOP_RULE_SET"}
+    assert stack.invoke(event) == {"disposition": "STOP_RULE"}
     assert stack.sent() == []
     kinds = {r["kind"] for r in stack.recorded(message_id(event))}
     assert kinds == {"decision", "deferred"}
@@ -123,7 +123,7 @@ def test_unreadable_directory_defers_and_never_continues(stack, monkeypatch):
     monkeypatch.setenv("DIRECTORY_TABLE", "no-such-table")
     stack.handler.build.cache_clear()
     response, event, _ = run(stack, "csp-customer-to-support")
-    assert response == {"disposition": "STOP_RULE_SET"}
+    assert response == {"disposition": "STOP_RULE"}
     (record,) = stack.recorded(message_id(event))
     assert record["kind"] == "deferred"
     assert "no-such-table" in record["error"]
@@ -134,7 +134,7 @@ def test_unreadable_directory_defers_and_never_continues(stack, monkeypatch):
 def test_event_with_missing_fields_is_deferred_with_a_record(stack):
     event, _ = sample("csp-customer-to-support")
     del event["Records"][0]["ses"]["receipt"]["spamVerdict"]
-    assert stack.invoke(event) == {"disposition": "STOP_RULE_SET"}
+    assert stack.invoke(event) == {"disposition": "STOP_RULE"}
     (record,) = stack.recorded(message_id(event))
     assert record["kind"] == "deferred"
     assert "spamVerdict" in record["error"]

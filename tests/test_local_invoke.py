@@ -86,7 +86,7 @@ def test_demo_runs_every_sample_event_through_the_real_functions(dynamodb_local,
     assert result.exit_code == 0, result.output
     output = result.output
     assert "AWS DynamoDB Local" in output
-    assert 'inbound-csp-customer-to-billing.json → InboundFilterFunction: {"disposition": "STOP_RULE_SET"}' in output
+    assert 'inbound-csp-customer-to-billing.json → InboundFilterFunction: {"disposition": "STOP_RULE"}' in output
     assert 'inbound-csp-customer-to-support.json → InboundFilterFunction: {"disposition": "CONTINUE"}' in output
     assert "SES sent to csp-desk@fabrikam.example: Your Azure subscription renews" in output
     assert "SES sent to cto@woodgrovebank.com: Introducing new Azure features" in output

@@ -14,7 +14,7 @@ already applies the security gates); this module only acts on each decision's
 The disposition is CONTINUE if and only if at least one recipient is allowed.
 When the directory or the bucket cannot be read, nothing is decided against
 the rules: the message stays in the bucket, a `deferred` record says why, and
-the disposition is STOP_RULE_SET. Collaborators are passed in (`InboundFilter`)
+the disposition is STOP_RULE. Collaborators are passed in (`InboundFilter`)
 so tests run the real path against local or fake services.
 """
 
@@ -77,7 +77,10 @@ class Disposition(StrEnum):
     """What the receipt rule set does next (SES's Lambda action contract)."""
 
     CONTINUE = "CONTINUE"  # the rule's later actions run: the vendor desks receive the message
-    STOP_RULE_SET = "STOP_RULE_SET"  # nothing more happens to the message in SES
+    # This rule's later actions are skipped, so its desks get nothing from SES; later rules,
+    # the other desk groups of the same message, still run. STOP_RULE would stop them
+    # too, and a message to billing@ and sales@ would never reach the sales rule.
+    STOP_RULE = "STOP_RULE"
 
 
 class Metric(StrEnum):
@@ -228,7 +231,7 @@ class InboundFilter:
             # Another invocation holds this message right now and will act on it; this copy must not.
             if self.logger:
                 self.logger.warning("duplicate invocation while the first is in progress", extra={"ses_message_id": parsed.mail.messageId})
-            return {"disposition": Disposition.STOP_RULE_SET.value}
+            return {"disposition": Disposition.STOP_RULE.value}
 
     def process(self, event: ReceiptEvent) -> InboundOutcome:
         message_id = event.mail.messageId
@@ -309,7 +312,7 @@ class InboundFilter:
             self._record_deferred(message.message_id, [d.recipient for d, _ in held], verdict, error)
 
         self._count(verdict, deferred={d.recipient for d, _ in held} if failures else set())
-        disposition = Disposition.CONTINUE if by_action[Action.ALLOW] else Disposition.STOP_RULE_SET
+        disposition = Disposition.CONTINUE if by_action[Action.ALLOW] else Disposition.STOP_RULE
         outcome = InboundOutcome(
             message.message_id,
             disposition,
@@ -399,9 +402,7 @@ class InboundFilter:
                 "inbound message deferred: nothing delivered, the message stays in the bucket",
                 extra={"ses_message_id": message_id, "error": error, "quarantine_id": quarantined},
             )
-        return InboundOutcome(
-            message_id, Disposition.STOP_RULE_SET, verdict, quarantined=quarantined, deferred=error, held=tuple(recipients)
-        )
+        return InboundOutcome(message_id, Disposition.STOP_RULE, verdict, quarantined=quarantined, deferred=error, held=tuple(recipients))
 
     def _record_deferred(self, message_id: str, recipients: Sequence[str], verdict: Verdict | None, error: str) -> None:
         cloud = verdict.classification.cloud if verdict else self.policy.default_cloud
