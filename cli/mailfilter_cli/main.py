@@ -9,6 +9,7 @@ from mailfilter_cli.directory_cmd import directory
 from mailfilter_cli.explain_cmd import explain
 from mailfilter_cli.invoke_cmd import invoke
 from mailfilter_cli.policy_cmd import policy
+from mailfilter_cli.quarantine_cmd import quarantine
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,3 +22,4 @@ cli.add_command(directory)
 cli.add_command(policy)
 cli.add_command(invoke)
 cli.add_command(demo)
+cli.add_command(quarantine)

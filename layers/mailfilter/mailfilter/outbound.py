@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
@@ -281,22 +281,3 @@ def _given_recipients(data: Any) -> list[str]:
 def _given_cloud(data: Any) -> Cloud | None:
     value = data.get("cloud") if isinstance(data, dict) else None
     return Cloud(value) if value in Cloud._value2member_map_ else None
-
-
-def released_verdict(
-    verdict: Verdict, recipients: Sequence[str], action: Action, deliver_to: Mapping[str, Sequence[str]], by: str, at: str
-) -> Verdict:
-    """The decisions a release makes, recorded with kind "released": who released what, when, to whom."""
-    chosen = []
-    for decision in verdict.decisions:
-        if decision.recipient not in recipients:
-            continue
-        chosen.append(
-            replace(
-                decision,
-                effective=action,
-                deliver_to=tuple(deliver_to.get(decision.recipient, ())),
-                reason=f"Released from quarantine by {by} at {at} as {action.value}. Originally: {decision.reason}",
-            )
-        )
-    return replace(verdict, decisions=tuple(chosen))
