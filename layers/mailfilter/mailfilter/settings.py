@@ -24,7 +24,7 @@ class ConfigurationError(RuntimeError):
 class EnvSettings(BaseModel):
     """Field `directory_table` is read from the variable DIRECTORY_TABLE, and so on."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:

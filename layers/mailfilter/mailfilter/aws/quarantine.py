@@ -38,7 +38,7 @@ class QuarantineError(LookupError):
 
 
 class Release(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     by: str
     at: datetime
@@ -50,7 +50,7 @@ class Release(BaseModel):
 class QuarantineItem(BaseModel):
     """One quarantined message: enough to explain it and to deliver it later."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     id: str
     message_id: str

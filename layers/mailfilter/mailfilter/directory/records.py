@@ -47,7 +47,9 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # defer_build, here and on the project's other models: a validator is built on first use,
+    # so a cold start pays only for the models its messages need (bench/cold_start.py).
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, defer_build=True)
 
 
 class PartnerRecord(_Record):

@@ -45,7 +45,7 @@ MessageId = Annotated[str, StringConstraints(min_length=1, max_length=128, patte
 
 
 class SendRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, defer_build=True)
 
     message_id: MessageId | None = Field(default=None, description="Idempotency key; derived from the content when absent.")
     sender: Address = Field(alias="from")

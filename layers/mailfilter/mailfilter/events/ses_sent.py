@@ -22,7 +22,7 @@ GATEWAY_TAG_VALUE = "gateway"
 
 
 class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
 
 class SentHeader(_Lenient):

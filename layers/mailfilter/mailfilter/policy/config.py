@@ -60,7 +60,7 @@ Reason = Annotated[str, AfterValidator(_reason)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Vendor(_Section):
