@@ -37,10 +37,11 @@ from mailfilter.aws.directory_table import (
     partner_key,
     record_of,
 )
-from mailfilter.directory.load import DirectoryFileError, DirectoryIssue, DirectoryValidator, dump_record, numbered_lines
+from mailfilter.directory.load import DirectoryFileError, DirectoryIssue, DirectoryValidator, KeyIndex, dump_record, numbered_lines
 from mailfilter.directory.matching import ADDRESS, DOMAIN, LookupKey
 from mailfilter.directory.records import CustomerRecord, DirectoryRecord, PartnerRecord
 from mailfilter.model import Cloud
+from mailfilter_cli.directory_keys import DiskKeyIndex
 
 _RECORD: TypeAdapter[PartnerRecord | CustomerRecord] = TypeAdapter(DirectoryRecord)
 CHUNK = 100  # customers per BatchGetItem of their stored roots
@@ -57,9 +58,11 @@ class ImportReport:
     dry_run: bool = False
 
 
-def validate_file(path: str | Path) -> tuple[DirectoryValidator, dict[tuple[Cloud, str], PartnerRecord], int]:
+def validate_file(
+    path: str | Path, index: KeyIndex | None = None
+) -> tuple[DirectoryValidator, dict[tuple[Cloud, str], PartnerRecord], int]:
     """First pass: every line checked; returns the validator (its keys), the partners and the customer count."""
-    validator = DirectoryValidator(str(path))
+    validator = DirectoryValidator(str(path), index=index)
     partners: dict[tuple[Cloud, str], PartnerRecord] = {}
     customers = 0
     try:
@@ -219,7 +222,22 @@ def import_directory(
     each time `n` more customers are done. With `dry_run`, the table is read
     (to count what would change) but never written.
     """
-    validator, partners, customers = validate_file(path)
+    with DiskKeyIndex() as index:  # the file's keys on disk: memory stays flat however many customers
+        return _import(path, table, index, client, prune, dry_run, workers, on_start, on_progress)
+
+
+def _import(
+    path: str | Path,
+    table: str,
+    index: KeyIndex,
+    client: BaseClient | None,
+    prune: bool,
+    dry_run: bool,
+    workers: int,
+    on_start: Callable[[int], None] | None,
+    on_progress: Callable[[int], None] | None,
+) -> ImportReport:
+    validator, partners, customers = validate_file(path, index)
     client = client or clients.client("dynamodb")
     report = ImportReport(partners=len(partners), customers=customers, dry_run=dry_run)
     if on_start:

@@ -8,9 +8,10 @@ domain and address, in which cloud) are kept, never the records themselves.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, MutableMapping, MutableSequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -48,16 +49,32 @@ def _field_name(location: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "(record)"
 
 
+class KeyIndex:
+    """Where a validator keeps the keys it checks across lines: plain dicts and a list.
+
+    A large import can pass an index that keeps them on disk instead
+    (`mailfilter_cli.directory_keys`), so its memory does not grow with the file.
+    """
+
+    def mapping(self, name: str) -> MutableMapping[Any, Any]:
+        return {}
+
+    def sequence(self, name: str) -> MutableSequence[Any]:
+        return []
+
+
 class DirectoryValidator:
     """Checks one line at a time, then the references that span lines in `finish`."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, *, index: KeyIndex | None = None) -> None:
+        """`index` holds the cross-line keys; the default keeps them in memory (see `KeyIndex`)."""
         self.source = source
         self.issues: list[DirectoryIssue] = []
-        self._partners: dict[tuple[Cloud, str], int] = {}
-        self._tenants: dict[tuple[Cloud, str], int] = {}
-        self._claims: dict[tuple[Cloud, str, str], tuple[str, int]] = {}
-        self._references: list[tuple[int, Cloud, str, int]] = []
+        index = index or KeyIndex()
+        self._partners: MutableMapping[tuple[Cloud, str], int] = index.mapping("partners")
+        self._tenants: MutableMapping[tuple[Cloud, str], int] = index.mapping("tenants")
+        self._claims: MutableMapping[tuple[Cloud, str, str], tuple[str, int]] = index.mapping("claims")
+        self._references: MutableSequence[tuple[int, Cloud, str, int]] = index.sequence("references")
 
     def _issue(self, line: int, field: str, problem: str) -> None:
         self.issues.append(DirectoryIssue(self.source, line, field, problem))
