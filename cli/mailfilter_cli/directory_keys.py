@@ -101,7 +101,7 @@ class DiskKeyIndex(KeyIndex):
     importer's worker threads only read it (through `claimant`), one at a time.
     """
 
-    def __init__(self, cache_mib: int = 16) -> None:
+    def __init__(self, cache_mib: int = 4) -> None:
         self._file = tempfile.NamedTemporaryFile(prefix="mailfilter-keys-", suffix=".sqlite")  # noqa: SIM115 - lives as long as the index
         self._db = sqlite3.connect(self._file.name, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
