@@ -13,9 +13,11 @@ from rich.table import Table
 
 from mailfilter.aws.decisions import DecisionLog
 from mailfilter.aws.mailer import Mailer, SendError
-from mailfilter.aws.quarantine import Quarantine, QuarantineError, to_json
-from mailfilter.model import Action
-from mailfilter.release import ReleaseError, release
+from mailfilter.aws.quarantine import Quarantine, QuarantineError, QuarantineItem, Release, to_json
+from mailfilter.inbound import InboundFilter, InboundOutcome, InboundSettings, build_inbound_filter
+from mailfilter.model import Action, Direction
+from mailfilter.release import InboundRelease, ReleaseError, release, release_inbound
+from mailfilter.settings import ConfigurationError
 
 _AGE = re.compile(r"^(\d+)([dhw])$")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
@@ -95,31 +97,81 @@ def show(ctx: click.Context, item_id: str) -> None:
 
 @quarantine.command("release")
 @click.argument("item_id")
-@click.option("--to", "action", type=click.Choice(["allow", "reroute"]), default="allow", show_default=True, help="Deliver as.")
+@click.option(
+    "--to", "action", type=click.Choice(["allow", "reroute"]), default=None, help="Deliver as (default allow; not for deferred inbound)."
+)
 @click.option("--by", default=lambda: os.environ.get("MAILFILTER_OPERATOR") or getpass.getuser(), help="Who releases it.")
 @click.option("--decisions-table", envvar="DECISIONS_TABLE", required=True, help="($DECISIONS_TABLE)")
 @click.option("--from-address", envvar="FILTER_FROM_ADDRESS", required=True, help="Sender of partner notices ($FILTER_FROM_ADDRESS).")
 @click.option("--configuration-set", envvar="VENDOR_CONFIGURATION_SET", default=None, help="($VENDOR_CONFIGURATION_SET)")
 @click.pass_context
 def release_item(
-    ctx: click.Context, item_id: str, action: str, by: str, decisions_table: str, from_address: str, configuration_set: str | None
+    ctx: click.Context, item_id: str, action: str | None, by: str, decisions_table: str, from_address: str, configuration_set: str | None
 ) -> None:
-    """Deliver a quarantined message as allow (to its recipients) or reroute (to their partners)."""
+    """Deliver a quarantined message as allow (to its recipients) or reroute (to their partners).
+
+    Inbound mail is released through the inbound filter, built from its environment
+    (DIRECTORY_TABLE, IDEMPOTENCY_TABLE, ... as the function has them); a deferred
+    inbound message is run through the filter again, which decides per desk.
+    """
     store = _store(ctx)
     try:
         item = store.get(item_id)
-        outcome = release(
-            item,
-            action=Action(action),
-            by=by,
-            mailer=Mailer(configuration_set=configuration_set),
-            decisions=DecisionLog(decisions_table),
-            from_address=from_address,
-        )
+        if item.direction == Direction.INBOUND.value:
+            inbound = _inbound_filter(store, decisions_table, from_address, configuration_set)
+            done = release_inbound(item, action=Action(action) if action else None, by=by, inbound=inbound)
+        else:
+            done = InboundRelease(
+                release(
+                    item,
+                    action=Action(action or "allow"),
+                    by=by,
+                    mailer=Mailer(configuration_set=configuration_set),
+                    decisions=DecisionLog(decisions_table),
+                    from_address=from_address,
+                )
+            )
     except (QuarantineError, ReleaseError, SendError) as error:
         raise click.ClickException(str(error)) from None
-    store.mark_released(item_id, outcome)
-    click.echo(f"released {item_id} as {outcome.action} to {', '.join(outcome.delivered_to)} (by {outcome.by})")
+    store.mark_released(item_id, done.release)
+    if done.outcome is None:
+        outcome = done.release
+        click.echo(f"released {item_id} as {outcome.action} to {', '.join(outcome.delivered_to)} (by {outcome.by})")
+        return
+    _report_redrive(item, done.release, done.outcome, done.undelivered)
+
+
+def _inbound_filter(store: Quarantine, decisions_table: str, from_address: str, configuration_set: str | None) -> InboundFilter:
+    """The inbound filter as the function builds it, from its environment and this command's options."""
+    overrides = {
+        "MAIL_BUCKET": store.bucket,
+        "QUARANTINE_PREFIX": store.prefix,
+        "DECISIONS_TABLE": decisions_table,
+        "FILTER_FROM_ADDRESS": from_address,
+    }
+    if configuration_set:
+        overrides["VENDOR_CONFIGURATION_SET"] = configuration_set
+    try:
+        return build_inbound_filter(InboundSettings.from_env({**os.environ, **overrides}))
+    except ConfigurationError as error:
+        raise ReleaseError(f"inbound mail is released through the inbound filter, configured as the function is: {error}") from None
+
+
+def _report_redrive(item: QuarantineItem, done: Release, outcome: InboundOutcome, undelivered: str | None) -> None:
+    """The re-drive's new outcome per desk; a non-zero exit when something is still not delivered."""
+    click.echo(f"re-drove {item.id} through the filter (by {done.by}): {outcome.disposition.value}")
+    for d in outcome.verdict.decisions if outcome.verdict else ():
+        if d.recipient in outcome.held:
+            what = f"{d.effective.value} ({d.rule}), kept in quarantine as {outcome.quarantined or 'nothing: see the error'}"
+        elif d.effective is Action.ALLOW:
+            what = f"allow ({d.rule}), " + ("not forwarded to the desk" if undelivered else "forwarded to the desk")
+        else:
+            what = f"{d.effective.value} ({d.rule}) to {', '.join(d.deliver_to)}"
+        click.echo(f"  {d.recipient}: {what}")
+    if outcome.deferred:
+        raise click.ClickException(f"deferred again: {outcome.deferred} (kept as {outcome.quarantined or 'no item'})")
+    if undelivered:
+        raise click.ClickException(undelivered)
 
 
 @quarantine.command()

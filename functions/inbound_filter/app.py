@@ -16,12 +16,7 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mailfilter.aws import clients
-from mailfilter.aws.decisions import DecisionLog
-from mailfilter.aws.directory_table import DynamoDirectory
-from mailfilter.aws.mailer import Mailer
-from mailfilter.aws.quarantine import Quarantine
-from mailfilter.aws.raw_mail import MailBucket
-from mailfilter.inbound import InboundFilter, InboundSettings, Metric
+from mailfilter.inbound import InboundFilter, InboundSettings, Metric, build_inbound_filter
 
 logger = Logger()
 tracer = Tracer()
@@ -39,17 +34,10 @@ def count(metric: Metric, *, category: str, cloud: str, count: int = 1) -> None:
 def build() -> InboundFilter:
     """Collaborators from the environment, once per execution environment (warm starts reuse them)."""
     settings = InboundSettings.from_env()
-    return InboundFilter(
-        directory=DynamoDirectory(settings.directory_table),
-        policy=settings.load(),
-        mail=MailBucket(settings.mail_bucket, settings.inbound_prefix, settings.quarantine_prefix),
-        quarantine=Quarantine(settings.mail_bucket, settings.quarantine_prefix),
-        mailer=Mailer(configuration_set=settings.vendor_configuration_set),
-        decisions=DecisionLog(settings.decisions_table, retention_days=settings.decision_retention_days),
-        filter_from=settings.filter_from_address,
+    return build_inbound_filter(
+        settings,
         metrics=count,
         logger=logger,
-        log_addresses=settings.log_addresses,
         idempotency=DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=clients.client("dynamodb")),
     )
 

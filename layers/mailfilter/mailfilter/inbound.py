@@ -32,8 +32,11 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mailfilter.aws.directory_table import DirectoryUnavailable
-from mailfilter.aws.raw_mail import MailUnavailable, StoredMessageTooLarge
+from mailfilter.aws.decisions import DecisionLog
+from mailfilter.aws.directory_table import DirectoryUnavailable, DynamoDirectory
+from mailfilter.aws.mailer import Mailer
+from mailfilter.aws.quarantine import Quarantine
+from mailfilter.aws.raw_mail import MailBucket, MailUnavailable, StoredMessageTooLarge
 from mailfilter.delivery.forward import ForwardError, ForwardNotice, forward_message
 from mailfilter.directory import Directory
 from mailfilter.directory.records import Address
@@ -97,6 +100,8 @@ class RawMailStore(Protocol):
     """The raw messages SES stored (`mailfilter.aws.raw_mail.MailBucket`)."""
 
     def read(self, message_id: str, *, max_bytes: int) -> bytes: ...
+
+    def read_location(self, location: Mapping[str, str], *, max_bytes: int) -> bytes: ...
 
     def preserve(self, message_id: str) -> dict[str, str]: ...
 
@@ -248,15 +253,21 @@ class InboundFilter:
             return self._defer(event.model_dump(mode="json", by_alias=True, exclude_unset=True), message_id, message.recipients, str(error))
         return self._act(event, message, verdict)
 
-    def redrive(self, request: Mapping[str, Any]) -> InboundOutcome:
+    def redrive(self, request: Mapping[str, Any], *, desks: Sequence[str] | None = None) -> InboundOutcome:
         """Run a deferred inbound quarantine item's event through the filter again (`quarantine release`).
 
-        `request` is the item's `request` (`inbound_request`). Idempotency is not consulted:
-        the first run delivered nothing, and this run records and acts as a fresh one.
+        `request` is the item's `request` (`inbound_request`); `desks`, the item's recipients,
+        limits the run to the desks the first run kept: when only a forward failed, the
+        other desks were already delivered or forwarded then. Idempotency is not consulted:
+        for these desks the first run delivered nothing, and this run records and acts as a fresh one.
         """
         if request.get("kind") != "deferred" or "event" not in request:
             raise ValueError("only deferred inbound items can be re-driven through the filter")
-        return self.process(parse_receipt_event(request["event"]))
+        event = parse_receipt_event(request["event"])
+        if desks is not None:
+            kept = {desk.lower() for desk in desks}
+            event.receipt.recipients = [r for r in event.receipt.recipients if r.lower() in kept]
+        return self.process(event)
 
     # -- acting on a verdict --------------------------------------------------------------------
 
@@ -294,7 +305,7 @@ class InboundFilter:
             else:
                 for contacts, group in _by_contacts(by_action[Action.REROUTE]).items():
                     try:
-                        deliveries.append(self._forward(raw, message, contacts, group))
+                        deliveries.append(self.forward(raw, message, contacts, group))
                     except ForwardError as error:  # too large once rewritten, or nothing to forward
                         held += [(d, f"Not forwarded to the partner: {error}.") for d in group]
                     except Exception as error:  # SES refused or failed: keep it for release
@@ -325,7 +336,20 @@ class InboundFilter:
         self._log("info", "inbound message filtered", message, outcome=outcome)
         return outcome
 
-    def _forward(self, raw: bytes, message: Message, contacts: tuple[str, ...], group: list[Decision]) -> Delivery:
+    def forward(
+        self,
+        raw: bytes,
+        message: Message,
+        contacts: tuple[str, ...],
+        group: Sequence[Decision],
+        *,
+        tags: Mapping[str, str] | None = None,
+    ) -> Delivery:
+        """Send the raw message, rewritten by `forward_message`, to `contacts` about the desks in `group`.
+
+        The filter forwards to partners; `quarantine release` forwards to desks too, since
+        a receipt rule that already finished can no longer deliver to them.
+        """
         first = group[0]
         notice = ForwardNotice(
             filter_from=self.filter_from,
@@ -338,7 +362,7 @@ class InboundFilter:
             customer_name=first.customer_name,
         )
         forwarded = forward_message(raw, notice)
-        tags = {"direction": "inbound", "category": first.category.value, "rule": first.rule}
+        tags = {"direction": "inbound", "category": first.category.value, "rule": first.rule, **(tags or {})}
         ses_id = self.mailer.send(forwarded, sender=self.filter_from, recipients=contacts, tags=tags)
         return Delivery(contacts, notice.original_recipients, ses_id)
 
@@ -445,6 +469,33 @@ class InboundFilter:
                 extra["error"] = outcome.deferred
         log: Callable[..., None] = getattr(self.logger, level)
         log(text, extra=extra)
+
+
+def build_inbound_filter(
+    settings: InboundSettings,
+    *,
+    metrics: MetricSink | None = None,
+    logger: Log | None = None,
+    idempotency: BasePersistenceLayer | None = None,
+) -> InboundFilter:
+    """The filter's collaborators from its settings: the function and `quarantine release` build the same one."""
+    return InboundFilter(
+        directory=DynamoDirectory(settings.directory_table),
+        policy=settings.load(),
+        mail=MailBucket(settings.mail_bucket, settings.inbound_prefix, settings.quarantine_prefix),
+        quarantine=Quarantine(settings.mail_bucket, settings.quarantine_prefix),
+        mailer=Mailer(configuration_set=settings.vendor_configuration_set),
+        decisions=DecisionLog(settings.decisions_table, retention_days=settings.decision_retention_days),
+        filter_from=settings.filter_from_address,
+        logger=logger,
+        log_addresses=settings.log_addresses,
+        metrics=metrics or _uncounted,
+        idempotency=idempotency,
+    )
+
+
+def _uncounted(metric: Metric, *, category: str, cloud: str, count: int = 1) -> None:
+    """No metrics: an operator's command counts nothing on the function's dashboards."""
 
 
 def quarantine_message_id(ses_message_id: str, recipients: Sequence[str]) -> str:

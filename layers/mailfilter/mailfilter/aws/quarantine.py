@@ -42,7 +42,7 @@ class Release(BaseModel):
 
     by: str
     at: datetime
-    action: str  # "allow" or "reroute"
+    action: str  # "allow" or "reroute"; "redrive" for deferred inbound mail run through the filter again
     delivered_to: list[str]
     ses_message_ids: list[str] = Field(default_factory=list)
 

@@ -8,6 +8,7 @@ QUARANTINE_PREFIX + "raw/<message id>.eml" (the quarantine record itself is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from botocore.client import BaseClient
@@ -46,16 +47,20 @@ class MailBucket:
 
     def read(self, message_id: str, *, max_bytes: int) -> bytes:
         """The raw message SES stored; `StoredMessageTooLarge` before reading one over `max_bytes`."""
-        key = self.inbound_key(message_id)
+        return self.read_location(self.location(message_id), max_bytes=max_bytes)
+
+    def read_location(self, location: Mapping[str, str], *, max_bytes: int) -> bytes:
+        """The message at a location `location` or `preserve` returned (a quarantine item's `raw`)."""
+        bucket, key = location["bucket"], location["key"]
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            response = self.client.get_object(Bucket=bucket, Key=key)
             size = int(response.get("ContentLength", 0))
             if size > max_bytes:
                 response["Body"].close()
                 raise StoredMessageTooLarge(size, max_bytes)
             return response["Body"].read()
         except (ClientError, BotoCoreError) as error:
-            raise MailUnavailable(f"s3://{self.bucket}/{key}: {error}") from error
+            raise MailUnavailable(f"s3://{bucket}/{key}: {error}") from error
 
     def preserve(self, message_id: str) -> dict[str, str]:
         """Copy the raw message beside the quarantine (server side, any size); returns where it is.

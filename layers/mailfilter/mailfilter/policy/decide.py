@@ -17,7 +17,7 @@ PARTNER_WITHOUT_CONTACT = "partner-without-contact"
 def segment_of(customer: CustomerView | None) -> Segment:
     if customer is None:
         return Segment.UNKNOWN
-    if not customer.is_csp_customer:
+    if not customer.partners:
         return Segment.NO_CSP
     return Segment.CSP_AND_DIRECT if customer.direct_relationship else Segment.CSP_ONLY
 
@@ -34,7 +34,7 @@ def _product_matches(condition: ProductCondition, customer: CustomerView | None,
 
 def matching_rule(policy: Policy, customer: CustomerView | None, classification: Classification) -> Rule:
     for rule in policy.rules_by_cell[segment_of(customer), classification.category]:
-        if _product_matches(rule.product, customer, classification.product):
+        if rule.product is ProductCondition.ANY or _product_matches(rule.product, customer, classification.product):
             return rule
     raise AssertionError("the policy validator guarantees a rule for every cell")  # pragma: no cover
 
@@ -47,7 +47,7 @@ def reroute_partners(customer: CustomerView, product: str | None) -> tuple[Partn
 def _reason(template: str, customer: CustomerView | None, partners: tuple[PartnerLink, ...], c: Classification) -> str:
     return template.format(
         customer=customer.name if customer else "the recipient",
-        partners=" and ".join(link.name for link in partners) or "no partner",
+        partners=" and ".join([link.name for link in partners]) or "no partner",
         product=c.product or "this product",
         category=c.category.value,
     )
@@ -111,5 +111,5 @@ def _decision(
         customer=customer.tenant_id if customer else None,
         customer_name=customer.name if customer else None,
         matched_by=match.matched_by if match else None,
-        partners=tuple(link.partner_id for link in partners),
+        partners=tuple([link.partner_id for link in partners]),
     )
