@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mailfilter.model import Cloud, Mode
 from mailfilter.policy.config import Policy, load_policy
+from mailfilter.validation import problems
 
 
 class ConfigurationError(RuntimeError):
@@ -33,11 +34,8 @@ class EnvSettings(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in d['loc']).upper()}: {d['msg'].removeprefix('Value error, ')}"
-                for d in error.errors(include_url=False)
-            )
-            raise ConfigurationError(f"{cls.__name__} from the environment: {problems}") from None
+            found = "; ".join(f"{field.upper()}: {problem}" for field, problem in problems(error))
+            raise ConfigurationError(f"{cls.__name__} from the environment: {found}") from None
 
 
 class PolicySettings(EnvSettings):

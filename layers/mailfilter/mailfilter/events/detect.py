@@ -12,6 +12,7 @@ from mailfilter.events.send_request import SendRequest
 from mailfilter.events.ses_receipt import parse_receipt_event, receipt_message
 from mailfilter.events.ses_sent import parse_email_sent_event, sent_message
 from mailfilter.message import Message
+from mailfilter.validation import describe
 
 EXPECTED = (
     "an SES receipt-rule event (Records[].eventSource 'aws:ses'), an outbound send request, "
@@ -24,11 +25,7 @@ def parse_send_request(data: Any) -> SendRequest:
     try:
         return SendRequest.model_validate(data)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in d['loc']) or '(request)'}: {d['msg'].removeprefix('Value error, ')}"
-            for d in error.errors(include_url=False)
-        )
-        raise EventError(f"invalid send request: {problems}") from None
+        raise EventError(f"invalid send request: {describe(error, root='(request)')}") from None
 
 
 def messages_from_event(data: Any) -> list[Message]:

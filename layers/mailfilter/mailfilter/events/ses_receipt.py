@@ -30,6 +30,7 @@ from mailfilter.events import EventError
 from mailfilter.events.send_request import CATEGORY_HEADER, CLOUD_HEADER, PRODUCT_HEADER
 from mailfilter.message import Authentication, Declaration, Message
 from mailfilter.model import Direction, Source
+from mailfilter.validation import describe
 
 
 class CommonHeaders(SesMailCommonHeaders):
@@ -92,9 +93,7 @@ def parse_receipt_event(data: object) -> ReceiptEvent:
     try:
         return ReceiptEvent.model_validate(data)
     except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise EventError(f"not a valid SES receipt event: {where}: {first['msg']} ({error.error_count()} problem(s))") from None
+        raise EventError(f"not a valid SES receipt event: {describe(error, root='(event)')}") from None
 
 
 def decoded_header(value: str) -> str:

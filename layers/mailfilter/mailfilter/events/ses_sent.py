@@ -16,6 +16,7 @@ from mailfilter.events import EventError
 from mailfilter.events.send_request import CATEGORY_HEADER, CLOUD_HEADER, PRODUCT_HEADER
 from mailfilter.message import Declaration, Message
 from mailfilter.model import Direction, Source
+from mailfilter.validation import describe
 
 GATEWAY_TAG = "csp-mail-filter"  # SES message tag name; value GATEWAY_TAG_VALUE
 GATEWAY_TAG_VALUE = "gateway"
@@ -63,9 +64,7 @@ def parse_email_sent_event(data: object) -> EmailSentEvent:
     try:
         return EmailSentEvent.model_validate(data)
     except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise EventError(f"not a valid SES 'Email Sent' event: {where}: {first['msg']}") from None
+        raise EventError(f"not a valid SES 'Email Sent' event: {describe(error, root='(event)')}") from None
 
 
 def sent_message(event: EmailSentEvent) -> Message:

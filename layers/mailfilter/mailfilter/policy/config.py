@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from mailfilter.addresses import domain_of
 from mailfilter.directory.records import Address, Domain, Product
 from mailfilter.model import Action, Category, Cloud, Mode
+from mailfilter.validation import describe
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default.toml")
 REASON_FIELDS = frozenset({"customer", "partners", "product", "category"})
@@ -184,8 +185,4 @@ def load_policy(path: str | Path | None = None) -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as error:
-        problems = "\n".join(
-            f"  {'.'.join(str(part) for part in detail['loc']) or '(policy)'}: {detail['msg'].removeprefix('Value error, ')}"
-            for detail in error.errors(include_url=False)
-        )
-        raise PolicyFileError(f"{path}: invalid policy:\n{problems}") from None
+        raise PolicyFileError(f"{path}: invalid policy:\n  {describe(error, root='(policy)', separator=chr(10) + '  ')}") from None
