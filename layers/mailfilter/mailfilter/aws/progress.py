@@ -16,8 +16,13 @@ from __future__ import annotations
 import time
 
 from botocore.client import BaseClient
+from botocore.exceptions import BotoCoreError, ClientError
 
 from mailfilter.aws import clients
+from mailfilter.aws.batch import Backoff
+
+# After botocore's three attempts, five more over at most about 3 s.
+MARK_BACKOFF = Backoff(attempts=6, base=0.05, cap=1.0)
 
 KEY_PREFIX = "progress#"
 
@@ -39,12 +44,30 @@ class SendProgress:
         return frozenset(item.get("steps", {}).get("SS", []))
 
     def mark(self, message_id: str, step: str) -> None:
-        self.client.update_item(
-            TableName=self.table_name,
-            Key={"id": {"S": KEY_PREFIX + message_id}},
-            UpdateExpression="ADD steps :step SET expiration = :expiration",
-            ExpressionAttributeValues={
-                ":step": {"SS": [step]},
-                ":expiration": {"N": str(int(time.time()) + self.ttl_seconds)},
-            },
-        )
+        """Record a finished step. Called right after SES accepted a send: a marker lost here means
+        the retry sends that mail again, so the write is retried well past botocore's own attempts."""
+        for attempt in range(MARK_BACKOFF.attempts):
+            if attempt:
+                MARK_BACKOFF.wait(attempt)
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"id": {"S": KEY_PREFIX + message_id}},
+                    UpdateExpression="ADD steps :step SET expiration = :expiration",
+                    ExpressionAttributeValues={
+                        ":step": {"SS": [step]},
+                        ":expiration": {"N": str(int(time.time()) + self.ttl_seconds)},
+                    },
+                )
+                return
+            except (ClientError, BotoCoreError) as error:
+                if attempt == MARK_BACKOFF.attempts - 1 or not _transient(error):
+                    raise
+
+
+def _transient(error: ClientError | BotoCoreError) -> bool:
+    if isinstance(error, BotoCoreError):
+        return True  # timeouts and connection errors
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    code = error.response.get("Error", {}).get("Code", "")
+    return status >= 500 or "Throttl" in code or code in ("ProvisionedThroughputExceededException", "RequestLimitExceeded")
