@@ -28,9 +28,10 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError, IdempotencyPersistenceLayerError
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
 from mailfilter.aws.decisions import DecisionLog
 from mailfilter.aws.directory_table import DirectoryUnavailable, DynamoDirectory
@@ -228,8 +229,10 @@ class InboundFilter:
             key_prefix="inbound-filter",
         )
         def once(receipt: dict[str, Any]) -> dict[str, str]:
-            return self.process(parsed).response()
+            handled.append(self.process(parsed).response())
+            return handled[-1]
 
+        handled: list[dict[str, str]] = []
         try:
             return once(receipt=event)
         except IdempotencyAlreadyInProgressError:
@@ -237,6 +240,15 @@ class InboundFilter:
             if self.logger:
                 self.logger.warning("duplicate invocation while the first is in progress", extra={"ses_message_id": parsed.mail.messageId})
             return {"disposition": Disposition.STOP_RULE.value}
+        except IdempotencyPersistenceLayerError as error:
+            if handled:  # the message was handled; only its idempotency record could not be written
+                if self.logger:
+                    self.logger.warning(
+                        "idempotency record not saved", extra={"ses_message_id": parsed.mail.messageId, "error": str(error)}
+                    )
+                return handled[-1]
+            # Without the idempotency record a second invocation could act twice: defer instead.
+            return self._unreadable_event(event, EventError(f"idempotency store: {error}")).response()
 
     def process(self, event: ReceiptEvent) -> InboundOutcome:
         message_id = event.mail.messageId
@@ -316,7 +328,7 @@ class InboundFilter:
         if held:
             try:
                 quarantined = self._quarantine(event, message, verdict, held, failures)
-            except MailUnavailable as error:
+            except (MailUnavailable, ClientError, BotoCoreError) as error:  # the bucket refused: the deferred record says so
                 failures.append(f"quarantine: {error}")
         if failures:
             error = "; ".join(failures)
