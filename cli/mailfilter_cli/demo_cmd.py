@@ -33,7 +33,7 @@ from mailfilter.events.detect import parse_send_request
 from mailfilter_cli.directory_ops import import_directory
 from mailfilter_cli.dynamodb_local import DynamoDBLocalError, dynamodb_local
 from mailfilter_cli.local_lambda import LocalFunction, environment
-from mailfilter_cli.sam_template import LOCAL_ACCOUNT, LOCAL_REGION, ROOT, function_spec, table_definition, ttl_attribute
+from mailfilter_cli.sam_template import LOCAL_ACCOUNT, LOCAL_REGION, ROOT, create_table, function_spec
 
 BUCKET = "csp-mail-filter-demo"
 TABLES = ("DirectoryTable", "DecisionsTable", "IdempotencyTable")
@@ -100,12 +100,8 @@ def embedded_aws(use_dynamodb_local: bool) -> Iterator[str]:
 
 def create_resources(directory_file: Path) -> dict[str, str]:
     """Tables as the template defines them, the mail bucket, verified identities, the sample directory."""
-    dynamodb = clients.client("dynamodb")
     for name in TABLES:
-        dynamodb.create_table(TableName=name, **table_definition(name))
-        dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
-        if attribute := ttl_attribute(name):
-            dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={"AttributeName": attribute, "Enabled": True})
+        create_table(clients.client("dynamodb"), name, name)
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     boto3.client("ses").verify_domain_identity(Domain="vendor.example")
     import_directory(directory_file, "DirectoryTable")

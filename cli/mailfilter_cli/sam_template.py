@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from botocore.client import BaseClient
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -59,6 +60,14 @@ def table_definition(logical_id: str, template: dict[str, Any] | None = None) ->
 def ttl_attribute(logical_id: str, template: dict[str, Any] | None = None) -> str | None:
     ttl = (template or load_template())["Resources"][logical_id]["Properties"].get("TimeToLiveSpecification") or {}
     return ttl.get("AttributeName") if ttl.get("Enabled") else None
+
+
+def create_table(client: BaseClient, logical_id: str, table_name: str) -> None:
+    """Create `table_name` as the template defines `logical_id` (keys, indexes, TTL) and wait for it."""
+    client.create_table(TableName=table_name, **table_definition(logical_id))
+    client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
+    if attribute := ttl_attribute(logical_id):
+        client.update_time_to_live(TableName=table_name, TimeToLiveSpecification={"AttributeName": attribute, "Enabled": True})
 
 
 @dataclass(frozen=True)
