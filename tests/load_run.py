@@ -628,8 +628,9 @@ class Run:
 
     # -- outbound ---------------------------------------------------------------------------------
 
-    def run_outbound(self, messages: list[Outbound]) -> None:
-        started = time.monotonic()
+    def run_outbound(self, messages: list[Outbound], progress: Any = None) -> None:
+        started = last_progress = time.monotonic()
+        deleted = 0
         with self.injector.pause():
             for start in range(0, len(messages), 10):
                 entries = [{"Id": str(i), "MessageBody": json.dumps(m.request)} for i, m in enumerate(messages[start : start + 10])]
@@ -653,6 +654,10 @@ class Run:
                         ]
                         if handles:
                             self.sqs.delete_message_batch(QueueUrl=self.queue, Entries=handles)
+                            deleted += len(handles)
+                if progress and time.monotonic() - last_progress > 30:
+                    last_progress = time.monotonic()
+                    progress(f"outbound: {deleted:,} of {len(messages):,} done, {self.report.receives:,} receives, {len(running)} running")
                 if free:
                     received = self.sqs.receive_message(
                         QueueUrl=self.queue, MaxNumberOfMessages=self.config.batch_size, AttributeNames=["All"]
@@ -947,7 +952,7 @@ def run(config: Config, endpoint: str, *, progress: Any = None) -> Report:
         the_run.import_directory(records)
         if progress:
             progress(f"directory: {len(customers)} customers in {len(CLOUDS)} clouds; {len(outbound)} send requests")
-        the_run.run_outbound(outbound)
+        the_run.run_outbound(outbound, progress)
         if progress:
             progress(f"outbound done in {the_run.report.seconds['outbound']:.0f} s; {len(inbound)} inbound events")
         responses = the_run.run_inbound(inbound)
