@@ -11,23 +11,16 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mailfilter.aws import clients
-from mailfilter.inbound import InboundFilter, InboundSettings, Metric, build_inbound_filter
+from mailfilter.inbound import InboundFilter, InboundSettings, build_inbound_filter
+from mailfilter.metrics import count
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-
-
-def count(metric: Metric, *, category: str, cloud: str, count: int = 1) -> None:
-    """One EMF metric per (name, category, cloud): each decision has its own dimensions."""
-    with single_metric(name=metric.value, unit=MetricUnit.Count, value=count, namespace=metrics.namespace) as one:
-        one.add_dimension(name="category", value=category)
-        one.add_dimension(name="cloud", value=cloud)
 
 
 @cache

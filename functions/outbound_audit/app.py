@@ -7,11 +7,11 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mailfilter.aws.decisions import DecisionLog
 from mailfilter.aws.directory_table import DynamoDirectory
+from mailfilter.metrics import count
 from mailfilter.outbound_audit import audit_sent_email
 from mailfilter.settings import PolicySettings
 
@@ -27,12 +27,6 @@ class AuditSettings(PolicySettings):
     decisions_table: str
     decision_retention_days: int = 90
     log_addresses: bool = False
-
-
-def count(name: str, value: int, category: str, cloud: str) -> None:
-    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace) as metric:
-        metric.add_dimension(name="category", value=category)
-        metric.add_dimension(name="cloud", value=cloud)
 
 
 @cache

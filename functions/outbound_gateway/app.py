@@ -12,7 +12,6 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -23,6 +22,7 @@ from mailfilter.aws.idempotency import DynamoOnce
 from mailfilter.aws.mailer import Mailer
 from mailfilter.aws.progress import SendProgress
 from mailfilter.aws.quarantine import Quarantine
+from mailfilter.metrics import count
 from mailfilter.outbound import OutboundGateway, OutboundSettings
 
 logger = Logger()
@@ -31,13 +31,6 @@ metrics = Metrics()
 # Counts go out per (category, cloud) through single_metric, so the decorator's own set is often empty.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 processor = BatchProcessor(event_type=EventType.SQS)
-
-
-def count(name: str, value: int, category: str, cloud: str) -> None:
-    """One EMF metric per (name, category, cloud): dimension sets stay small and fixed."""
-    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace) as metric:
-        metric.add_dimension(name="category", value=category)
-        metric.add_dimension(name="cloud", value=cloud)
 
 
 @cache

@@ -46,6 +46,7 @@ from mailfilter.events import EventError
 from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES
 from mailfilter.events.ses_receipt import ReceiptEvent, parse_receipt_event, receipt_message
 from mailfilter.message import Message
+from mailfilter.metrics import CountMetric, uncounted
 from mailfilter.model import Action, Cloud, Decision, Direction, Verdict
 from mailfilter.policy.config import Policy
 from mailfilter.settings import PolicySettings
@@ -142,10 +143,6 @@ class DecisionRecorder(Protocol):
     ) -> Any: ...
 
 
-class MetricSink(Protocol):
-    def __call__(self, metric: Metric, *, category: str, cloud: str, count: int = 1) -> None: ...
-
-
 class Log(Protocol):
     """The parts of powertools' Logger the filter uses."""
 
@@ -199,7 +196,7 @@ class InboundFilter:
     mailer: RawSender
     decisions: DecisionRecorder
     filter_from: str
-    metrics: MetricSink = field(default=lambda metric, *, category, cloud, count=1: None)
+    metrics: CountMetric = uncounted
     logger: Log | None = None
     log_addresses: bool = False  # customer addresses are masked in logs unless this is set
     idempotency: BasePersistenceLayer | None = None  # powertools' store; None runs every event (tests, re-drive)
@@ -432,7 +429,7 @@ class InboundFilter:
         self._record_deferred(message_id, recipients, verdict, error)
         for recipient in recipients or ("unknown",):
             category, desk_cloud = self._desk_dimensions(recipient)
-            self.metrics(Metric.DEFERRED, category=category, cloud=desk_cloud)
+            self.metrics(Metric.DEFERRED, 1, category, desk_cloud)
         if self.logger:
             self.logger.error(
                 "inbound message deferred: nothing delivered, the message stays in the bucket",
@@ -458,7 +455,7 @@ class InboundFilter:
     def _count(self, verdict: Verdict, deferred: set[str]) -> None:
         for decision in verdict.decisions:
             metric = Metric.DEFERRED if decision.recipient in deferred else _METRIC_OF[decision.effective]
-            self.metrics(metric, category=decision.category.value, cloud=self._desk_dimensions(decision.recipient)[1])
+            self.metrics(metric, 1, decision.category.value, self._desk_dimensions(decision.recipient)[1])
 
     def _address(self, address: str) -> str:
         return address if self.log_addresses else mask_address(address)
@@ -486,7 +483,7 @@ class InboundFilter:
 def build_inbound_filter(
     settings: InboundSettings,
     *,
-    metrics: MetricSink | None = None,
+    metrics: CountMetric = uncounted,
     logger: Log | None = None,
     idempotency: BasePersistenceLayer | None = None,
 ) -> InboundFilter:
@@ -501,13 +498,9 @@ def build_inbound_filter(
         filter_from=settings.filter_from_address,
         logger=logger,
         log_addresses=settings.log_addresses,
-        metrics=metrics or _uncounted,
+        metrics=metrics,
         idempotency=idempotency,
     )
-
-
-def _uncounted(metric: Metric, *, category: str, cloud: str, count: int = 1) -> None:
-    """No metrics: an operator's command counts nothing on the function's dashboards."""
 
 
 def quarantine_message_id(ses_message_id: str, recipients: Sequence[str]) -> str:

@@ -36,6 +36,7 @@ from mailfilter.engine import evaluate
 from mailfilter.events import EventError
 from mailfilter.events.detect import parse_send_request
 from mailfilter.events.send_request import SendRequest
+from mailfilter.metrics import CountMetric, uncounted
 from mailfilter.model import Action, Cloud, Decision, Direction, Verdict
 from mailfilter.policy.config import Policy
 from mailfilter.settings import PolicySettings
@@ -86,7 +87,6 @@ class Progress(Protocol):
 # Runs `work` once per key: the second call with a key returns the first call's result.
 Once = Callable[[str, Callable[[], dict[str, Any]]], dict[str, Any]]
 # Counts `value` recipients under a metric name, by category and cloud.
-CountMetric = Callable[[str, int, str, str], None]
 
 
 def run_every_time(key: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -126,7 +126,7 @@ class OutboundGateway:
     progress: Progress
     from_address: str
     once: Once = run_every_time
-    count: CountMetric = field(default=lambda name, value, category, cloud: None)
+    count: CountMetric = uncounted
     logger: Logger = field(default_factory=lambda: Logger(service="csp-mail-filter"))
     log_addresses: bool = False
 

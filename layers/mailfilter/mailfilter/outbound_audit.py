@@ -8,7 +8,6 @@ rules would not have allowed (by the policy's action, so audit mode counts too).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +16,7 @@ from aws_lambda_powertools import Logger
 from mailfilter.directory import Directory
 from mailfilter.engine import evaluate
 from mailfilter.events.ses_sent import parse_email_sent_event, sent_message
+from mailfilter.metrics import CountMetric
 from mailfilter.model import Action
 from mailfilter.outbound import DecisionRecorder, mask
 from mailfilter.policy.config import Policy
@@ -30,7 +30,7 @@ def audit_sent_email(
     directory: Directory,
     policy: Policy,
     decisions: DecisionRecorder,
-    count: Callable[[str, int, str, str], None],
+    count: CountMetric,
     logger: Logger,
     log_addresses: bool = False,
 ) -> dict[str, Any]:
