@@ -22,6 +22,7 @@ partial failure resumes instead of repeating (see `mailfilter.aws.progress`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -100,6 +101,14 @@ def mask(address: str) -> str:
     return f"{local[:1]}***@{domain}" if at else "***"
 
 
+_ADDRESS_IN_TEXT = re.compile(r"[^\s'\"<>(),;:\\\[\]]+@[^\s'\"<>(),;:\\\[\]]+")
+
+
+def mask_addresses(text: str) -> str:
+    """Every address-like word of a free text (a validation error echoes its input) masked as `mask` does."""
+    return _ADDRESS_IN_TEXT.sub(lambda found: mask(found.group(0)), text)
+
+
 class _RecordingDirectory:
     """Passes lookups through and keeps the matches, so blocked mail can carry its partners' contacts."""
 
@@ -168,7 +177,8 @@ class OutboundGateway:
         self.decisions.record_outcome(message_id, Direction.OUTBOUND, cloud, recipients, kind="rejected", error=error)
         self.count("Rejected", 1, "none", cloud.value)
         self.logger.set_correlation_id(message_id)
-        self.logger.warning("send request rejected", extra={"message_id": message_id, "error": error})
+        shown = error if self.log_addresses else mask_addresses(error)
+        self.logger.warning("send request rejected", extra={"message_id": message_id, "error": shown})
         return {"message_id": message_id, "status": "rejected", "error": error}
 
     def _deliver(self, request: SendRequest, original: Any) -> dict[str, Any]:
