@@ -65,7 +65,10 @@ class LocalFunction:
 
     def __init__(self, spec: FunctionSpec) -> None:
         self.spec = spec
-        self.environment = {**spec.environment, **LOCAL_ENVIRONMENT, "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id}
+        # An empty declared value means "unset" (as boto3 and the settings read it), so it must
+        # not hide what the shell sets, such as AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local.
+        declared = {name: value for name, value in spec.environment.items() if value != ""}
+        self.environment = {**declared, **LOCAL_ENVIRONMENT, "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id}
         path = spec.code_dir / f"{spec.module.replace('.', '/')}.py"
         if not path.is_file():
             raise FileNotFoundError(f"{spec.logical_id}: no handler module at {path}")
