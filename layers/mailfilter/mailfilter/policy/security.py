@@ -28,10 +28,11 @@ def rejection(auth: Authentication) -> tuple[str, str] | None:
 def is_authenticated(auth: Authentication) -> bool:
     """The sender's domain vouches for the message.
 
-    DMARC pass proves the From domain directly; SPF or DKIM pass counts only
-    when the envelope sender is in the From domain, because either can pass
-    for an unrelated domain the attacker controls.
+    DMARC pass proves the From domain directly. Without it, only SPF pass counts, and only
+    when the envelope sender is in the From domain: SPF vouches for the envelope's domain.
+    A DKIM pass alone proves nothing about the From domain, because the verdict does not say
+    which domain signed: an attacker signs with their own domain and forges the envelope.
     """
     if auth.dmarc == PASS:
         return True
-    return auth.envelope_aligned and PASS in (auth.spf, auth.dkim)
+    return auth.envelope_aligned and auth.spf == PASS
