@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import base64
 import copy
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from email import policy as email_policy
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -38,8 +41,32 @@ class CompositionError(ValueError):
 
 
 def header_safe(value: str) -> str:
-    """Fold every run of whitespace, CR and LF included, into one space: a value stays one header."""
-    return " ".join(value.replace("\x00", " ").split())
+    """One line of plain text that stays one header, however it is written.
+
+    Every run of whitespace, CR and LF included, folds into one space, and control characters
+    go. RFC 2047 encoded words are decoded first (and again, until nothing changes), because
+    `EmailMessage` decodes any it is given and would write a CR LF hidden in one
+    (`=?utf-8?q?x=0D=0ABcc:_...?=`) as a header break.
+    """
+    for _ in range(5):
+        decoded = _decoded_words(value)
+        cleaned = " ".join(_CONTROL.sub(" ", decoded).split())
+        if cleaned == value:
+            return cleaned
+        value = cleaned
+    return value.replace("=?", "= ?")  # still changing: no encoded word survives
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def _decoded_words(value: str) -> str:
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except (HeaderParseError, LookupError, UnicodeError, ValueError):
+        return value.replace("=?", "= ?")
 
 
 def compose_original(request: SendRequest) -> EmailMessage:
