@@ -163,6 +163,13 @@ class OutboundGateway:
             original = compose_original(request)
         except CompositionError as error:
             return self._reject(request.effective_message_id, data, str(error))
+        claimed = _header_senders(original)
+        if claimed is None or not all(self.policy.is_vendor_identity(a) for a in claimed):
+            return self._reject(
+                request.effective_message_id,
+                data,
+                f"the message's From or Sender header ({', '.join(claimed or ['unreadable'])}) is not a vendor identity",
+            )
         self.logger.set_correlation_id(request.effective_message_id)
         result = self.once(request.effective_message_id, lambda: self._deliver(request, original))
         if result.get("replayed"):
@@ -269,6 +276,18 @@ def _partner_contacts(blocked: Sequence[Decision], matches: Mapping[str, Custome
         if found:
             contacts[decision.recipient] = found
     return contacts
+
+
+def _header_senders(message: Any) -> list[str] | None:
+    """The addresses of the composed message's From and Sender headers; None when one cannot be read."""
+    found = []
+    for name in ("From", "Sender"):
+        for header in message.get_all(name, []):
+            addresses = getattr(header, "addresses", ())
+            if not addresses or any(not a.addr_spec or "@" not in a.addr_spec for a in addresses):
+                return None
+            found.extend(a.addr_spec.lower() for a in addresses)
+    return found
 
 
 def _given_id(data: Any, fallback: str) -> str:
