@@ -37,6 +37,6 @@ def build() -> InboundFilter:
 
 @logger.inject_lambda_context(correlation_id_path="Records[0].ses.mail.messageId")
 @tracer.capture_lambda_handler
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     return build().handle(event, context)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from functools import cache
 from typing import Any
 
@@ -18,8 +17,6 @@ from mailfilter.settings import PolicySettings
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-# Counts go out per (category, cloud) through single_metric, so the decorator's own set is often empty.
-warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 class AuditSettings(PolicySettings):
@@ -42,6 +39,6 @@ def collaborators() -> dict[str, Any]:
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return audit_sent_email(event, count=count, logger=logger, **collaborators())

@@ -7,7 +7,6 @@ partial failures. The work is `mailfilter.outbound.OutboundGateway.handle`.
 
 from __future__ import annotations
 
-import warnings
 from functools import cache
 from typing import Any
 
@@ -28,8 +27,6 @@ from mailfilter.outbound import OutboundGateway, OutboundSettings
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-# Counts go out per (category, cloud) through single_metric, so the decorator's own set is often empty.
-warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
@@ -65,7 +62,7 @@ def handle_batch(event: dict[str, Any], context: LambdaContext | None, gateway: 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     gateway, once = build()
     once.register(context)
