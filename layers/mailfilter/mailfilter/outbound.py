@@ -146,7 +146,7 @@ class OutboundGateway:
         """Process one queue message body. Invalid requests are recorded and return normally (no retry)."""
         try:
             data = json.loads(body)
-        except json.JSONDecodeError as error:
+        except (ValueError, RecursionError) as error:  # not JSON, nested too deep, or a number too long to read
             return self._reject(fallback_id, None, f"the queue message body is not JSON: {error}")
         try:
             request = parse_send_request(data)
