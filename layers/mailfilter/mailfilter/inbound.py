@@ -440,7 +440,8 @@ class InboundFilter:
     def _record_deferred(self, message_id: str, recipients: Sequence[str], verdict: Verdict | None, error: str) -> None:
         cloud = verdict.classification.cloud if verdict else self.policy.default_cloud
         try:
-            self.decisions.record_outcome(message_id, Direction.INBOUND, cloud, list(recipients), kind="deferred", error=error)
+            # An event that names no recipient still leaves a record, under "-" as the outbound gateway does.
+            self.decisions.record_outcome(message_id, Direction.INBOUND, cloud, list(recipients) or ["-"], kind="deferred", error=error)
         except Exception:  # the quarantine record and the error log still say so
             if self.logger:
                 self.logger.error("deferred outcome not recorded", extra={"ses_message_id": message_id, "trace": traceback.format_exc()})
