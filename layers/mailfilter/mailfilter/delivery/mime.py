@@ -69,10 +69,37 @@ def _decoded_words(value: str) -> str:
         return value.replace("=?", "= ?")
 
 
+MAX_MIME_DEPTH = 50  # copying and writing a message recurse once per level
+
+
+def _depth(message: EmailMessage) -> int:
+    """How deep the multipart structure goes, measured without recursion."""
+    deepest, stack = 0, [(message, 1)]
+    while stack:
+        part, level = stack.pop()
+        deepest = max(deepest, level)
+        if part.is_multipart() and level <= MAX_MIME_DEPTH:
+            stack.extend((child, level + 1) for child in part.get_payload())
+    return deepest
+
+
 def compose_original(request: SendRequest) -> EmailMessage:
     """The message as the sender asked for it, every recipient in its header (Bcc excepted)."""
     if request.raw is not None:
-        message = BytesParser(policy=email_policy.default).parsebytes(base64.b64decode(request.raw))
+        data = base64.b64decode(request.raw)
+        if b"\x00" in data:
+            raise CompositionError("raw contains NUL bytes, which no mail may carry; encode binary parts in base64")
+        head = data.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CompositionError("raw's headers are not text: non-ASCII header values must be RFC 2047 encoded") from None
+        try:
+            message = BytesParser(policy=email_policy.default).parsebytes(data)
+        except RecursionError:
+            raise CompositionError(f"raw nests MIME parts more than {MAX_MIME_DEPTH} levels deep") from None
+        if _depth(message) > MAX_MIME_DEPTH:
+            raise CompositionError(f"raw nests MIME parts more than {MAX_MIME_DEPTH} levels deep")
         if not isinstance(message, EmailMessage):  # pragma: no cover - policy.default always builds one
             raise CompositionError("raw is not a MIME message")
         del message["Bcc"]
