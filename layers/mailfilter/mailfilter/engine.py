@@ -46,7 +46,7 @@ def _inbound_decisions(message: Message, directory: Directory, policy: Policy, m
         if decision.action is Action.REROUTE and not authenticated:
             reason = (
                 "The sender claims to be a CSP customer but the message is not authenticated "
-                "(no SPF, DKIM or DMARC pass for its domain), so it is not relayed to a partner."
+                "(no DMARC pass, and no SPF pass for its From domain), so it is not relayed to a partner."
             )
             decision = security_block(desk, UNAUTHENTICATED_REROUTE, reason, match, desk_class, policy)
         decisions.append(decision)
