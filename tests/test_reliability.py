@@ -31,15 +31,15 @@ from mailfilter.aws.progress import SendProgress
 # ---------------------------------------------------------------- the run itself
 
 SMALL = Config(
-    messages=60,
-    inbound=60,
+    messages=50,
+    inbound=40,
     customers_per_cloud=14,
     max_recipients=8,
     workers=2,
     crash_rate=0.03,
     concurrent_rate=0.1,
-    timeout_seconds=4.0,
-    visibility_seconds=5,
+    timeout_seconds=3.0,
+    visibility_seconds=4,
     seed=11,
 )
 
