@@ -54,7 +54,7 @@ def main() -> int:
         ("lost", report.lost),
         ("duplicate sends", report.duplicate_sends),
         ("unhandled exceptions", report.unhandled_exceptions),
-        ("duplicates in the send-to-marker window (expected with --unsafe-crash-rate)", report.unsafe_window_duplicates),
+        ("sent twice: invocation stopped between SES accepting a send and its marker", report.unsafe_window_duplicates),
     ):
         for line in found[:10]:
             print(f"{title}: {line}")
