@@ -40,16 +40,18 @@ def resolve(address: str, found: Mapping[LookupKey, CustomerView]) -> CustomerMa
     """The most specific entry among those `found` for this address, if any.
 
     Walks the same order as `lookup_keys`, lazily: most addresses match on their first domain.
+    Probes use plain tuples, which hash and compare equal to `LookupKey`s, because this runs
+    once per recipient on the mail path.
     """
     candidates = address_candidates(address) if SUBADDRESS_SEPARATOR in address else (address,)
     for candidate in candidates:
-        customer = found.get(LookupKey(ADDRESS, candidate))
+        customer = found.get((ADDRESS, candidate))
         if customer is not None:
             return CustomerMatch(customer, ADDRESS, candidate)
     labels = domain_of(address).split(".")
     for index in range(len(labels) - 1):
         domain = ".".join(labels[index:])
-        customer = found.get(LookupKey(DOMAIN, domain))
+        customer = found.get((DOMAIN, domain))
         if customer is not None:
             return CustomerMatch(customer, DOMAIN, domain)
     return None

@@ -49,7 +49,7 @@ def _reason(template: str, customer: CustomerView | None, partners: tuple[Partne
         customer=customer.name if customer else "the recipient",
         partners=" and ".join([link.name for link in partners]) or "no partner",
         product=c.product or "this product",
-        category=c.category.value,
+        category=c.category,  # a StrEnum formats as its value
     )
 
 
@@ -98,18 +98,18 @@ def _decision(
         deliver_to: tuple[str, ...] = (recipient,)
     else:
         deliver_to = contacts
-    return Decision(
-        recipient=recipient,
-        action=action,
-        effective=effective,
-        deliver_to=deliver_to,
-        rule=rule,
-        seed_rule=seed_rule,
-        reason=_reason(reason_template, customer, partners, classification),
-        category=classification.category,
-        product=classification.product,
-        customer=customer.tenant_id if customer else None,
-        customer_name=customer.name if customer else None,
-        matched_by=match.matched_by if match else None,
-        partners=tuple([link.partner_id for link in partners]),
+    return Decision(  # positional, in field order: once per recipient on the mail path
+        recipient,
+        action,
+        effective,
+        deliver_to,
+        rule,
+        seed_rule,
+        _reason(reason_template, customer, partners, classification),
+        classification.category,
+        classification.product,
+        customer.tenant_id if customer else None,
+        customer.name if customer else None,
+        match.matched_by if match else None,
+        tuple([link.partner_id for link in partners]),
     )
