@@ -76,3 +76,17 @@ def address_candidates(address: str) -> list[str]:
     """Exact address first, then the address without its sub-address tag."""
     base = without_subaddress(address)
     return [address] if base == address else [address, base]
+
+
+_ADDRESS_IN_TEXT = re.compile(r"[^\s'\"<>(),;:\\\[\]]+@[^\s'\"<>(),;:\\\[\]]+")
+
+
+def mask(address: str) -> str:
+    """alice@contoso.com -> a***@contoso.com: enough for an operator to follow a message, not to harvest addresses."""
+    local, at, domain = address.rpartition("@")
+    return f"{local[:1]}***@{domain}" if at else "***"
+
+
+def mask_in_text(text: str) -> str:
+    """Every address-like word of a free text (a validation error echoes its input) masked as `mask` does."""
+    return _ADDRESS_IN_TEXT.sub(lambda found: mask(found.group(0)), text)

@@ -33,6 +33,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
+from mailfilter.addresses import mask
 from mailfilter.aws.decisions import DecisionLog
 from mailfilter.aws.directory_table import DirectoryUnavailable, DynamoDirectory
 from mailfilter.aws.mailer import Mailer
@@ -151,12 +152,6 @@ class Log(Protocol):
     def warning(self, msg: object, *args: Any, **kwargs: Any) -> None: ...
 
     def error(self, msg: object, *args: Any, **kwargs: Any) -> None: ...
-
-
-def mask_address(address: str) -> str:
-    """alice@contoso.com -> a***@contoso.com: enough to follow a message, not to harvest addresses."""
-    local, at, domain = address.rpartition("@")
-    return f"{local[:1]}***@{domain}" if at else "***"
 
 
 def recipients_group(recipients: Sequence[str]) -> str:
@@ -459,7 +454,7 @@ class InboundFilter:
             self.metrics(metric, 1, decision.category.value, self._desk_dimensions(decision.recipient)[1])
 
     def _address(self, address: str) -> str:
-        return address if self.log_addresses else mask_address(address)
+        return address if self.log_addresses else mask(address)
 
     def _log(self, level: str, text: str, message: Message, outcome: InboundOutcome | None = None) -> None:
         if self.logger is None:

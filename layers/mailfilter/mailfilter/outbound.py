@@ -22,13 +22,13 @@ partial failure resumes instead of repeating (see `mailfilter.aws.progress`).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
+from mailfilter.addresses import mask, mask_in_text
 from mailfilter.delivery.mime import CompositionError, allowed_copy, compose_original, partner_notice, reroute_groups
 from mailfilter.directory import Directory
 from mailfilter.directory.records import Address
@@ -93,20 +93,6 @@ Once = Callable[[str, Callable[[], dict[str, Any]]], dict[str, Any]]
 def run_every_time(key: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """A `Once` without memory, for tools that must act every time (`explain`-like checks)."""
     return work()
-
-
-def mask(address: str) -> str:
-    """alice@contoso.com -> a***@contoso.com: the domain is what an operator needs to debug."""
-    local, at, domain = address.rpartition("@")
-    return f"{local[:1]}***@{domain}" if at else "***"
-
-
-_ADDRESS_IN_TEXT = re.compile(r"[^\s'\"<>(),;:\\\[\]]+@[^\s'\"<>(),;:\\\[\]]+")
-
-
-def mask_addresses(text: str) -> str:
-    """Every address-like word of a free text (a validation error echoes its input) masked as `mask` does."""
-    return _ADDRESS_IN_TEXT.sub(lambda found: mask(found.group(0)), text)
 
 
 class _RecordingDirectory:
@@ -184,7 +170,7 @@ class OutboundGateway:
         self.decisions.record_outcome(message_id, Direction.OUTBOUND, cloud, recipients, kind="rejected", error=error)
         self.count("Rejected", 1, "none", cloud.value)
         self.logger.set_correlation_id(message_id)
-        shown = error if self.log_addresses else mask_addresses(error)
+        shown = error if self.log_addresses else mask_in_text(error)
         self.logger.warning("send request rejected", extra={"message_id": message_id, "error": shown})
         return {"message_id": message_id, "status": "rejected", "error": error}
 

@@ -13,12 +13,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from mailfilter.addresses import mask
 from mailfilter.directory import Directory
 from mailfilter.engine import evaluate
 from mailfilter.events.ses_sent import parse_email_sent_event, sent_message
 from mailfilter.metrics import CountMetric
 from mailfilter.model import Action
-from mailfilter.outbound import DecisionRecorder, mask
+from mailfilter.outbound import DecisionRecorder
 from mailfilter.policy.config import Policy
 
 VIOLATION = "violation"
