@@ -48,8 +48,9 @@ from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES
 from mailfilter.events.ses_receipt import ReceiptEvent, parse_receipt_event, receipt_message
 from mailfilter.message import Message
 from mailfilter.metrics import CountMetric, uncounted
-from mailfilter.model import Action, Cloud, Decision, Direction, Verdict
+from mailfilter.model import Action, Decision, Direction, Verdict
 from mailfilter.policy.config import Policy
+from mailfilter.ports import DecisionRecorder, Log, MailSender, QuarantineStore
 from mailfilter.settings import PolicySettings
 
 # SES invokes the filter once per matching receipt rule with the same message id, so the
@@ -111,49 +112,6 @@ class RawMailStore(Protocol):
     def location(self, message_id: str) -> dict[str, str]: ...
 
 
-class QuarantineStore(Protocol):
-    """Kept mail and its decision (`mailfilter.aws.quarantine.Quarantine`)."""
-
-    def put(
-        self,
-        *,
-        message_id: str,
-        direction: str,
-        cloud: str,
-        recipients: Sequence[str],
-        customers: Sequence[str | None],
-        request: Mapping[str, Any],
-        verdict: Mapping[str, Any],
-        partner_contacts: Mapping[str, Sequence[str]] | None = None,
-    ) -> Any: ...
-
-
-class RawSender(Protocol):
-    """SES v2 raw sending (`mailfilter.aws.mailer.Mailer`)."""
-
-    def send(self, message: bytes, *, sender: str, recipients: Sequence[str], tags: Mapping[str, str] | None = None) -> str: ...
-
-
-class DecisionRecorder(Protocol):
-    """The decisions table (`mailfilter.aws.decisions.DecisionLog`)."""
-
-    def record(self, verdict: Verdict, *, kind: str = "decision") -> Any: ...
-
-    def record_outcome(
-        self, message_id: str, direction: Direction, cloud: Cloud, recipients: Sequence[str], *, kind: str, error: str
-    ) -> Any: ...
-
-
-class Log(Protocol):
-    """The parts of powertools' Logger the filter uses."""
-
-    def info(self, msg: object, *args: Any, **kwargs: Any) -> None: ...
-
-    def warning(self, msg: object, *args: Any, **kwargs: Any) -> None: ...
-
-    def error(self, msg: object, *args: Any, **kwargs: Any) -> None: ...
-
-
 def recipients_group(recipients: Sequence[str]) -> str:
     """A short stable name for one receipt rule's recipients (SES invokes once per matching rule)."""
     return hashlib.sha256("\n".join(sorted(recipients)).encode("utf-8")).hexdigest()[:12]
@@ -188,7 +146,7 @@ class InboundFilter:
     policy: Policy
     mail: RawMailStore
     quarantine: QuarantineStore
-    mailer: RawSender
+    mailer: MailSender
     decisions: DecisionRecorder
     filter_from: str
     metrics: CountMetric = uncounted

@@ -40,6 +40,7 @@ from mailfilter.events.send_request import SendRequest
 from mailfilter.metrics import CountMetric, uncounted
 from mailfilter.model import Action, Cloud, Decision, Direction, Verdict
 from mailfilter.policy.config import Policy
+from mailfilter.ports import DecisionRecorder, MailSender, QuarantineStore
 from mailfilter.settings import PolicySettings
 
 ALLOW_STEP = "allow"
@@ -63,22 +64,6 @@ class OutboundSettings(PolicySettings):
     log_addresses: bool = False  # customer addresses are masked in logs unless this is true
 
 
-class Mailer(Protocol):
-    def send(self, message: bytes, *, sender: str, recipients: Sequence[str], tags: Mapping[str, str] | None = None) -> str: ...
-
-
-class QuarantineStore(Protocol):
-    def put(self, **values: Any) -> Any: ...
-
-
-class DecisionRecorder(Protocol):
-    def record(self, verdict: Verdict, *, kind: str = "decision") -> None: ...
-
-    def record_outcome(
-        self, message_id: str, direction: Direction, cloud: Cloud, recipients: Sequence[str], *, kind: str, error: str
-    ) -> None: ...
-
-
 class Progress(Protocol):
     def completed(self, message_id: str) -> frozenset[str]: ...
 
@@ -87,7 +72,6 @@ class Progress(Protocol):
 
 # Runs `work` once per key: the second call with a key returns the first call's result.
 Once = Callable[[str, Callable[[], dict[str, Any]]], dict[str, Any]]
-# Counts `value` recipients under a metric name, by category and cloud.
 
 
 def run_every_time(key: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -115,7 +99,7 @@ METRIC_FOR_ACTION = {Action.ALLOW: "Allowed", Action.REROUTE: "Rerouted", Action
 class OutboundGateway:
     directory: Directory
     policy: Policy
-    mailer: Mailer
+    mailer: MailSender
     quarantine: QuarantineStore
     decisions: DecisionRecorder
     progress: Progress

@@ -19,8 +19,8 @@ from mailfilter.engine import evaluate
 from mailfilter.events.ses_sent import parse_email_sent_event, sent_message
 from mailfilter.metrics import CountMetric
 from mailfilter.model import Action
-from mailfilter.outbound import DecisionRecorder
 from mailfilter.policy.config import Policy
+from mailfilter.ports import DecisionRecorder
 
 VIOLATION = "violation"
 

@@ -25,10 +25,10 @@ from mailfilter.delivery.mime import allowed_copy, compose_original, partner_not
 from mailfilter.events import EventError
 from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES, SendRequest
 from mailfilter.events.ses_receipt import parse_receipt_event, receipt_message
-from mailfilter.inbound import InboundFilter, InboundOutcome, QuarantineStore, _by_contacts
+from mailfilter.inbound import InboundFilter, InboundOutcome, _by_contacts
 from mailfilter.message import Message
 from mailfilter.model import Action, Category, Classification, Cloud, Decision, Direction, Mode, Source, Verdict
-from mailfilter.outbound import DecisionRecorder, Mailer
+from mailfilter.ports import DecisionRecorder, MailSender, QuarantineStore
 
 
 class ReleaseError(ValueError):
@@ -66,7 +66,7 @@ def release(
     *,
     action: Action,
     by: str,
-    mailer: Mailer,
+    mailer: MailSender,
     decisions: DecisionRecorder,
     from_address: str,
     now: datetime | None = None,
