@@ -265,7 +265,7 @@ class InboundFilter:
                     verdict,
                 )
             else:
-                for contacts, group in _by_contacts(by_action[Action.REROUTE]).items():
+                for contacts, group in by_partner_contacts(by_action[Action.REROUTE]).items():
                     try:
                         deliveries.append(self.forward(raw, message, contacts, group))
                     except ForwardError as error:  # too large once rewritten, or nothing to forward
@@ -479,7 +479,7 @@ def inbound_request(kind: str, event: Any, raw: Mapping[str, str], reasons: Mapp
     }
 
 
-def _by_contacts(decisions: Sequence[Decision]) -> dict[tuple[str, ...], list[Decision]]:
+def by_partner_contacts(decisions: Sequence[Decision]) -> dict[tuple[str, ...], list[Decision]]:
     """One forward per distinct set of partner contacts, naming every desk it was written to."""
     groups: dict[tuple[str, ...], list[Decision]] = {}
     for decision in decisions:

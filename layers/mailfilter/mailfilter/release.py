@@ -25,7 +25,7 @@ from mailfilter.delivery.mime import allowed_copy, compose_original, partner_not
 from mailfilter.events import EventError
 from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES, SendRequest
 from mailfilter.events.ses_receipt import parse_receipt_event, receipt_message
-from mailfilter.inbound import InboundFilter, InboundOutcome, _by_contacts
+from mailfilter.inbound import InboundFilter, InboundOutcome, by_partner_contacts
 from mailfilter.message import Message
 from mailfilter.model import Action, Category, Classification, Cloud, Decision, Direction, Mode, Source, Verdict
 from mailfilter.ports import DecisionRecorder, MailSender, QuarantineStore
@@ -140,7 +140,7 @@ def _release_blocked(item: QuarantineItem, *, action: Action, by: str, inbound: 
     raw = _stored_raw(item, inbound)
     released = _as_released(blocked, action, targets, by, now)
     # One forward to every desk (allow), or one per distinct set of partner contacts (reroute).
-    groups = {tuple(targets): released} if action is Action.ALLOW else _by_contacts(released)
+    groups = {tuple(targets): released} if action is Action.ALLOW else by_partner_contacts(released)
     ses_ids: list[str] = []
     for contacts, group in groups.items():
         try:
