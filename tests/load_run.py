@@ -53,6 +53,7 @@ from faults import Crashing, Deadline, FaultInjector, LambdaCrash
 from moto import mock_aws
 from moto.ses import models as moto_ses
 from moto.ses.models import ses_backends
+from sample_events import receipt_event
 
 from mailfilter.aws import clients
 
@@ -298,55 +299,6 @@ def generate_inbound(count: int, seed: int, customers: dict[tuple[str, str], Cus
         expected = {d: inbound_oracle(customer, category, product, verdict) for d in desks}
         events.append(Inbound(message_id, event, raw, expected))
     return events
-
-
-def receipt_event(
-    message_id: str, sender: str, desks: list[str], subject: str, verdicts: dict[str, str], *, dmarc_policy: str | None = None
-) -> dict[str, Any]:
-    headers = [
-        {"name": "From", "value": f"Someone <{sender}>"},
-        {"name": "To", "value": ", ".join(desks)},
-        {"name": "Subject", "value": subject},
-        {"name": "Message-ID", "value": f"<{message_id}@mail.example>"},
-    ]
-    receipt: dict[str, Any] = {
-        "timestamp": "2026-01-13T09:30:00.000Z",
-        "processingTimeMillis": 100,
-        "recipients": desks,
-        **{f"{name}Verdict": {"status": status} for name, status in verdicts.items()},
-        "action": {
-            "type": "Lambda",
-            "functionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:csp-mail-filter-InboundFilterFunction",
-            "invocationType": "RequestResponse",
-        },
-    }
-    if dmarc_policy:
-        receipt["dmarcPolicy"] = dmarc_policy
-    return {
-        "Records": [
-            {
-                "eventSource": "aws:ses",
-                "eventVersion": "1.0",
-                "ses": {
-                    "mail": {
-                        "timestamp": "2026-01-13T09:30:00.000Z",
-                        "source": sender,
-                        "messageId": message_id,
-                        "destination": desks,
-                        "headersTruncated": False,
-                        "headers": headers,
-                        "commonHeaders": {
-                            "from": [f"Someone <{sender}>"],
-                            "to": desks,
-                            "subject": subject,
-                            "messageId": f"<{message_id}@mail.example>",
-                        },
-                    },
-                    "receipt": receipt,
-                },
-            }
-        ]
-    }
 
 
 # ---------------------------------------------------------------------------------------------- the stack

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sample_events import receipt_event
 
 from mailfilter_cli.main import cli
 
@@ -22,45 +23,9 @@ REQUEST = {
 }
 
 
-def ses_receipt_event(sender: str, *desks: str, dmarc: str = "PASS") -> dict:
-    verdict = {"status": "PASS"}
-    return {
-        "Records": [
-            {
-                "eventSource": "aws:ses",
-                "eventVersion": "1.0",
-                "ses": {
-                    "mail": {
-                        "timestamp": "2026-11-20T10:00:00.000Z",
-                        "source": sender,
-                        "messageId": "ses-msg-1",
-                        "destination": list(desks),
-                        "headersTruncated": False,
-                        "headers": [{"name": "From", "value": sender}],
-                        "commonHeaders": {
-                            "from": [f"Customer <{sender}>"],
-                            "to": list(desks),
-                            "returnPath": sender,
-                            "messageId": "<x@y>",
-                            "date": "Fri, 20 Nov 2026 10:00:00 +0000",
-                            "subject": "Question about my invoice",
-                        },
-                    },
-                    "receipt": {
-                        "timestamp": "2026-11-20T10:00:00.000Z",
-                        "processingTimeMillis": 100,
-                        "recipients": list(desks),
-                        "spamVerdict": verdict,
-                        "virusVerdict": verdict,
-                        "spfVerdict": verdict,
-                        "dkimVerdict": verdict,
-                        "dmarcVerdict": {"status": dmarc},
-                        "action": {"type": "Lambda", "invocationType": "RequestResponse", "functionArn": "arn:aws:lambda:::function:f"},
-                    },
-                },
-            }
-        ]
-    }
+def ses_receipt_event(sender: str, *desks: str) -> dict:
+    verdicts = dict.fromkeys(("spam", "virus", "spf", "dkim", "dmarc"), "PASS")
+    return receipt_event("ses-msg-1", sender, list(desks), "Question about my invoice", verdicts)
 
 
 def email_sent_event(sender: str, *destinations: str, tags: dict | None = None) -> dict:
