@@ -92,4 +92,8 @@ def test_demo_runs_every_sample_event_through_the_real_functions(dynamodb_local,
     assert "SES sent to cto@woodgrovebank.com: Introducing new Azure features" in output
     assert output.count("quarantined: ") >= 4  # the blocked outbound recipient, spam, DMARC failure, spoofed sender
     assert "violation" in output
+    assert re.search(
+        r"16 events; recipient decisions: \d+ allow, \d+ block, 1 rejected, \d+ reroute, 1 violation; \d+ messages sent by SES; [4-9] kept",
+        output,
+    )
     assert (tmp_path / "logs.jsonl").read_text(encoding="utf-8").count('"service":"csp-mail-filter"') > 10

@@ -14,6 +14,7 @@ import contextlib
 import json
 import re
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,7 +178,19 @@ def demo(events_dir: Path, directory_file: Path, dynamodb: str, log_file: Path) 
         console.print(f"Embedded AWS: {database}; moto's S3, SES and SQS. Function logs: {log_file}")
         overrides = create_resources(directory_file)
         functions = {name: LocalFunction(function_spec(name, {"Parameters": overrides})) for name in (INBOUND, GATEWAY, AUDIT)}
-        for path in sorted(events_dir.glob("*.json")):
-            outcome = run_event(path, functions)
-            if outcome is not None:
-                report(console, outcome)
+        outcomes = [outcome for path in sorted(events_dir.glob("*.json")) if (outcome := run_event(path, functions))]
+        for outcome in outcomes:
+            report(console, outcome)
+        console.rule("[bold]summary")
+        console.print(summary(outcomes))
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    """One line over the whole run: recipients by outcome, and where mail went."""
+    by_outcome = Counter(
+        d["kind"] if d.get("kind") not in (None, "decision") else d.get("effective") for o in outcomes for d in o.decisions
+    )
+    counts = ", ".join(f"{count} {name}" for name, count in sorted(by_outcome.items()))
+    sent = sum(len(o.sent) for o in outcomes)
+    held = sum(len(o.quarantined) for o in outcomes)
+    return f"{len(outcomes)} events; recipient decisions: {counts}; {sent} messages sent by SES; {held} kept in quarantine"
