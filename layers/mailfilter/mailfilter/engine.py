@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from mailfilter.directory import Directory
 from mailfilter.message import Message
-from mailfilter.model import Action, Decision, Direction, Verdict
+from mailfilter.model import Action, Classification, Decision, Direction, Verdict
 from mailfilter.policy import security
 from mailfilter.policy.classify import classify, classify_desk
 from mailfilter.policy.config import Policy
@@ -27,7 +27,7 @@ def evaluate(message: Message, directory: Directory, policy: Policy) -> Verdict:
     return Verdict(message.message_id, message.direction, classification, policy.mode, decisions)
 
 
-def _inbound_decisions(message: Message, directory: Directory, policy: Policy, message_class) -> tuple[Decision, ...]:
+def _inbound_decisions(message: Message, directory: Directory, policy: Policy, message_class: Classification) -> tuple[Decision, ...]:
     """Inbound, the customer is the sender and each vendor desk is decided on its own."""
     desk_classes = {desk: classify_desk(message_class, desk, policy) for desk in message.recipients}
     clouds = {c.cloud for c in desk_classes.values()}
