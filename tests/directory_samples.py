@@ -60,5 +60,5 @@ def outbound(
         sender=sender,
         recipients=tuple(recipients),
         subject=subject,
-        declaration=Declaration(source=source, category=category, product=product, cloud=cloud.value if cloud else None),
+        declarations=(Declaration(source=source, category=category, product=product, cloud=cloud.value if cloud else None),),
     )

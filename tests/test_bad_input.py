@@ -28,15 +28,15 @@ from inbound_stack import InboundStack, inbound_stack, sample
 from outbound_support import ACCOUNT, REGION, Harness, LambdaContext, load_function, sqs_event
 
 from mailfilter.delivery.forward import ForwardError, ForwardNotice, forward_message
-from mailfilter.delivery.mime import CompositionError, allowed_copy, compose_original, header_safe
+from mailfilter.delivery.mime import allowed_copy, header_safe
 from mailfilter.directory.load import DirectoryFileError
 from mailfilter.directory.memory import InMemoryDirectory
 from mailfilter.engine import evaluate
 from mailfilter.events import EventError
-from mailfilter.events.detect import parse_send_request
-from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES
+from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES, parse_send_request
 from mailfilter.events.ses_receipt import parse_receipt_event, receipt_message
 from mailfilter.outbound import _given_id
+from mailfilter.outbound_request import RefusedRequest, read_send_request
 from mailfilter.policy.config import load_policy
 from mailfilter_cli.directory_ops import validate_file
 
@@ -294,14 +294,11 @@ FIELDS = st.fixed_dictionaries(
 @given(FIELDS)
 def test_any_send_request_is_refused_with_an_error_or_composed_without_injection(data):
     try:
-        request = parse_send_request(data)
-    except EventError:
+        reading = read_send_request(data, POLICY)
+    except RefusedRequest:
         return
-    try:
-        original = compose_original(request)
-    except CompositionError:
-        return
-    verdict = evaluate(request.to_message(), DIRECTORY, POLICY)
+    request, original = reading.request, reading.original
+    verdict = evaluate(reading.message, DIRECTORY, POLICY)
     allowed = {d.recipient for d in verdict.decisions if d.action.value == "allow"}
     if allowed:
         assert_one_line_headers(allowed_copy(original, request, allowed), allowed | {a.lower() for a in request.recipients})

@@ -59,7 +59,7 @@ def test_inbound_headers_are_never_trusted_even_from_a_vendor_address():
         sender="billing@vendor.example",
         recipients=("sales@vendor.example",),
         subject="Hi",
-        declaration=Declaration(source=Source.HEADER, category="service-incident"),
+        declarations=(Declaration(source=Source.HEADER, category="service-incident"),),
     )
     assert classify(message, POLICY).category_source is Source.DEFAULT
 

@@ -94,9 +94,10 @@ def test_ses_receipt_event_is_decided_inbound_per_vendor_desk(tmp_path):
     ]
 
 
-def test_email_sent_event_is_decided_as_outbound_mail(tmp_path):
+def test_email_sent_event_is_decided_as_outbound_mail_from_its_sender_and_subject_only(tmp_path):
     (verdict,) = lines(run(tmp_path, email_sent_event("billing@vendor.example", "cfo@tailspintoys.com")))
-    assert verdict["category_source"] == "header"
+    assert verdict["category_source"] == "sender-map"
+    assert all(e["source"] != "header" for e in verdict["evidence"])
     assert verdict["decisions"][0]["action"] == "reroute"
 
 

@@ -64,7 +64,7 @@ def message(addresses, category, product, cloud, mangle=lambda a: a) -> Message:
         Direction.OUTBOUND,
         "apps@vendor.example",
         tuple(mangle(a) for a in addresses),
-        declaration=Declaration(Source.REQUEST, category.value, product, cloud.value),
+        declarations=(Declaration(Source.REQUEST, category.value, product, cloud.value),),
     )
 
 

@@ -76,7 +76,7 @@ def test_the_oracle_agrees_with_the_policy_engine_on_every_generated_recipient(t
 
     from mailfilter.directory.memory import InMemoryDirectory  # noqa: PLC0415
     from mailfilter.engine import evaluate  # noqa: PLC0415
-    from mailfilter.events.send_request import SendRequest  # noqa: PLC0415
+    from mailfilter.outbound_request import read_send_request  # noqa: PLC0415
     from mailfilter.policy.config import load_policy  # noqa: PLC0415
 
     records, customers = generate_directory(SMALL.customers_per_cloud)
@@ -85,7 +85,7 @@ def test_the_oracle_agrees_with_the_policy_engine_on_every_generated_recipient(t
     directory, policy = InMemoryDirectory.from_file(path), load_policy(None)
     disagreements = []
     for message in generate_outbound(300, 3, customers, SMALL.customers_per_cloud):
-        verdict = evaluate(SendRequest.model_validate(message.request).to_message(), directory, policy)
+        verdict = evaluate(read_send_request(message.request, policy).message, directory, policy)
         for decision in verdict.decisions:
             expected = message.expected[decision.recipient]
             if (decision.action.value, set(decision.deliver_to) if expected.action == "reroute" else set()) != (

@@ -30,7 +30,7 @@ from rich.table import Table
 from mailfilter.aws import clients
 from mailfilter.aws.decisions import DecisionLog
 from mailfilter.aws.quarantine import Quarantine
-from mailfilter.events.detect import parse_send_request
+from mailfilter.events.send_request import parse_send_request
 from mailfilter_cli.directory_ops import import_directory
 from mailfilter_cli.dynamodb_local import DynamoDBLocalError, dynamodb_local
 from mailfilter_cli.local_lambda import LocalFunction, environment

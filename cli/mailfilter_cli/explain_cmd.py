@@ -1,7 +1,8 @@
 """`mailfilter explain`: what the filter decides for each message of an event, with no side effects.
 
-It runs the functions' own path (event adapter, classification, lookup,
-decision table) and prints one JSON object per message, or a table.
+It runs the functions' own path (event adapter, the gateway's own validation
+and reading of send requests, classification, lookup, decision table) and
+prints one JSON object per message, or a table.
 """
 
 from __future__ import annotations
@@ -37,13 +38,17 @@ def event_files(paths: tuple[Path, ...]) -> list[Path]:
 def read_event(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise click.ClickException(f"{path}: cannot read the event: {error}") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # a number too long or nesting too deep too
+        raise click.ClickException(f"{path}: cannot read the event: {_one_line(error)}") from None
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def explain_event(data: Any, directory: Directory, policy: Policy) -> list[Verdict]:
     """The verdict for every message in one event document."""
-    return [evaluate(message, directory, policy) for message in messages_from_event(data)]
+    return [evaluate(message, directory, policy) for message in messages_from_event(data, policy)]
 
 
 def _table(console: Console, source: Path, verdict: Verdict) -> None:
@@ -107,7 +112,7 @@ def explain(events: tuple[Path, ...], directory_file: Path | None, table: str | 
         try:
             verdicts = explain_event(read_event(path), directory, policy)
         except EventError as error:
-            raise click.ClickException(f"{path}: {error}") from None
+            raise click.ClickException(f"{path}: {_one_line(error)}") from None
         except DirectoryUnavailable as error:
             raise click.ClickException(str(error)) from None
         for verdict in verdicts:

@@ -15,6 +15,7 @@ from mailfilter.policy.config import Policy
 from mailfilter.policy.decide import decide, security_block
 
 UNAUTHENTICATED_REROUTE = "unauthenticated-sender"
+UNREADABLE_SENDER = "unreadable-sender"
 
 
 def evaluate(message: Message, directory: Directory, policy: Policy) -> Verdict:
@@ -30,6 +31,9 @@ def evaluate(message: Message, directory: Directory, policy: Policy) -> Verdict:
 def _inbound_decisions(message: Message, directory: Directory, policy: Policy, message_class: Classification) -> tuple[Decision, ...]:
     """Inbound, the customer is the sender and each vendor desk is decided on its own."""
     desk_classes = {desk: classify_desk(message_class, desk, policy) for desk in message.recipients}
+    if message.unreadable is not None:
+        reason = f"The sender cannot be told from the message ({message.unreadable}), so it is kept rather than delivered or relayed."
+        return tuple(security_block(desk, UNREADABLE_SENDER, reason, None, c, policy) for desk, c in desk_classes.items())
     clouds = {c.cloud for c in desk_classes.values()}
     sender_match = {cloud: directory.lookup(cloud, [message.sender])[message.sender] for cloud in clouds}
     auth = message.authentication

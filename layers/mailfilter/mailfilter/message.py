@@ -39,10 +39,19 @@ class Authentication:
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """What the core decides on, read once from what is delivered (`mailfilter.reading`).
+
+    `subject` is already pattern text (decoded and normalised). `declarations` holds every
+    declaration found (request fields, each declaring header); the classifier decides which
+    it trusts. `unreadable` says why a header the decision depends on could not be read
+    (an inbound From that is not one clean address): the engine then blocks every recipient.
+    """
+
     message_id: str
     direction: Direction
     sender: str  # normalised; inbound, this is the customer side
     recipients: tuple[str, ...]  # normalised; outbound, each is a customer side
     subject: str = ""
-    declaration: Declaration | None = None
+    declarations: tuple[Declaration, ...] = ()
     authentication: Authentication | None = None  # inbound only
+    unreadable: str | None = None

@@ -57,9 +57,22 @@ class Source(StrEnum):
     DEFAULT = "default"
 
 
+class Evidence(NamedTuple):
+    """One source that said something about a message: what it said, and which source it was."""
+
+    kind: str  # "category", "product" or "cloud"
+    value: str
+    source: Source
+
+
 @dataclass(frozen=True, slots=True)
 class Classification:
-    """What a message (or, inbound, one vendor recipient) is about, and who said so."""
+    """What a message (or, inbound, one vendor recipient) is about, and who said so.
+
+    `category` is the most restrictive category any trusted source gave; `product` the first
+    product named, `products` every one (the decision reads the most restrictive for each
+    customer); `evidence` every source that matched, including those that did not win.
+    """
 
     category: Category
     category_source: Source
@@ -67,6 +80,8 @@ class Classification:
     product_source: Source
     cloud: Cloud
     cloud_source: Source
+    products: tuple[str, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
 
 
 class Decision(NamedTuple):
@@ -115,6 +130,8 @@ class Verdict:
             "category_source": c.category_source.value,
             "product": c.product,
             "product_source": c.product_source.value,
+            "products": list(c.products),
+            "evidence": [e._asdict() for e in c.evidence],
             "mode": self.mode.value,
             "decisions": [decision.as_dict() for decision in self.decisions],
         }

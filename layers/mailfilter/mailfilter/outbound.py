@@ -29,16 +29,14 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from mailfilter.addresses import mask, mask_in_text
-from mailfilter.delivery.mime import CompositionError, allowed_copy, compose_original, partner_notice, reroute_groups
+from mailfilter.delivery.mime import allowed_copy, partner_notice, reroute_groups
 from mailfilter.directory import Directory
 from mailfilter.directory.records import Address
 from mailfilter.directory.view import CustomerMatch
 from mailfilter.engine import evaluate
-from mailfilter.events import EventError
-from mailfilter.events.detect import parse_send_request
-from mailfilter.events.send_request import SendRequest
 from mailfilter.metrics import CountMetric, uncounted
 from mailfilter.model import Action, Cloud, Decision, Direction, Verdict
+from mailfilter.outbound_request import OutboundRequest, RefusedRequest, read_send_request
 from mailfilter.policy.config import Policy
 from mailfilter.ports import DecisionRecorder, MailSender, QuarantineStore
 from mailfilter.settings import PolicySettings
@@ -119,29 +117,12 @@ class OutboundGateway:
         except (ValueError, RecursionError) as error:  # not JSON, nested too deep, or a number too long to read
             return self._reject(fallback_id, None, f"the queue message body is not JSON: {error}")
         try:
-            request = parse_send_request(data)
-        except EventError as error:
+            reading = read_send_request(data, self.policy)
+        except RefusedRequest as error:
             return self._reject(_given_id(data, fallback_id), data, str(error))
-        if not self.policy.is_vendor_identity(request.sender):
-            return self._reject(
-                request.effective_message_id,
-                data,
-                f"from {request.sender} is not a vendor identity: the gateway sends only from the policy's "
-                f"vendor.domains {self.policy.vendor.domains} or vendor.identities",
-            )
-        try:
-            original = compose_original(request)
-        except CompositionError as error:
-            return self._reject(request.effective_message_id, data, str(error))
-        claimed = _header_senders(original)
-        if claimed is None or not all(self.policy.is_vendor_identity(a) for a in claimed):
-            return self._reject(
-                request.effective_message_id,
-                data,
-                f"the message's From or Sender header ({', '.join(claimed or ['unreadable'])}) is not a vendor identity",
-            )
+        request = reading.request
         self.logger.set_correlation_id(request.effective_message_id)
-        result = self.once(request.effective_message_id, lambda: self._deliver(request, original))
+        result = self.once(request.effective_message_id, lambda: self._deliver(reading))
         if result.get("replayed"):
             self.logger.info("send request already processed; nothing sent again", extra={"message_id": result["message_id"]})
             self.count("Duplicates", 1, "none", (request.cloud or self.policy.default_cloud).value)
@@ -158,10 +139,11 @@ class OutboundGateway:
         self.logger.warning("send request rejected", extra={"message_id": message_id, "error": shown})
         return {"message_id": message_id, "status": "rejected", "error": error}
 
-    def _deliver(self, request: SendRequest, original: Any) -> dict[str, Any]:
+    def _deliver(self, reading: OutboundRequest) -> dict[str, Any]:
+        request, original = reading.request, reading.original
         message_id = request.effective_message_id
         directory = _RecordingDirectory(self.directory)
-        verdict = evaluate(request.to_message(), directory, self.policy)
+        verdict = evaluate(reading.message, directory, self.policy)
         done = self.progress.completed(message_id)
         cloud = verdict.classification.cloud.value
         tags = {"category": verdict.classification.category.value, "cloud": cloud}
@@ -246,18 +228,6 @@ def _partner_contacts(blocked: Sequence[Decision], matches: Mapping[str, Custome
         if found:
             contacts[decision.recipient] = found
     return contacts
-
-
-def _header_senders(message: Any) -> list[str] | None:
-    """The addresses of the composed message's From and Sender headers; None when one cannot be read."""
-    found = []
-    for name in ("From", "Sender"):
-        for header in message.get_all(name, []):
-            addresses = getattr(header, "addresses", ())
-            if not addresses or any(not a.addr_spec or "@" not in a.addr_spec for a in addresses):
-                return None
-            found.extend(a.addr_spec.lower() for a in addresses)
-    return found
 
 
 def _given_id(data: Any, fallback: str) -> str:

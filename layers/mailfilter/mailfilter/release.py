@@ -27,7 +27,7 @@ from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES, SendRequest
 from mailfilter.events.ses_receipt import parse_receipt_event, receipt_message
 from mailfilter.inbound import InboundFilter, InboundOutcome, by_partner_contacts
 from mailfilter.message import Message
-from mailfilter.model import Action, Category, Classification, Cloud, Decision, Direction, Mode, Source, Verdict
+from mailfilter.model import Action, Category, Classification, Cloud, Decision, Direction, Evidence, Mode, Source, Verdict
 from mailfilter.ports import DecisionRecorder, MailSender, QuarantineStore
 
 
@@ -44,6 +44,8 @@ def verdict_from_dict(data: dict[str, Any]) -> Verdict:
         product_source=Source(data["product_source"]),
         cloud=Cloud(data["cloud"]),
         cloud_source=Source(data["cloud_source"]),
+        products=tuple(data.get("products") or ([data["product"]] if data.get("product") else [])),
+        evidence=tuple(Evidence(e["kind"], e["value"], Source(e["source"])) for e in data.get("evidence", ())),
     )
     decisions = tuple(
         Decision(

@@ -130,6 +130,7 @@ DROPPED = frozenset(
 DROPPED_PREFIXES = ("x-original-", "x-mailfilter-", "x-ses-")
 
 _FIELD_NAME = re.compile(rb"^[!-9;-~]+$")  # printable ASCII except ':' (RFC 5322 ftext)
+_LONE_BREAK = re.compile(rb"[\r\n]")
 
 
 class ForwardError(ValueError):
@@ -202,7 +203,8 @@ def _text(value: bytes) -> str:
 def _field(name: str, value: str | bytes, newline: bytes) -> bytes:
     """One header line, folded and encoded so that SES accepts it and nothing can be injected."""
     if isinstance(value, bytes):
-        lines = re.split(rb"\r?\n", value)
+        # A lone CR (or LF) is a line break to some readers and not to others: a space, never copied.
+        lines = [_LONE_BREAK.sub(b" ", line) for line in re.split(rb"\r\n|\n(?=[ \t])", value)]
         fits = all(len(line) <= MAX_LINE - len(name) - 2 for line in lines)
         if value.isascii() and b"\x00" not in value and fits and not _hides_a_line_break(value.decode("ascii")):
             return name.encode("ascii") + b": " + newline.join(lines) + newline

@@ -127,32 +127,50 @@ def compose_original(request: SendRequest) -> EmailMessage:
     return message
 
 
-def _kept(header_value: object, fallback: Sequence[str], allowed: Collection[str]) -> list[HeaderAddress | str]:
-    """The header's addresses that are allowed, display names kept; the request's list if it had none."""
+# Headers that name recipients: a copy keeps only the addresses its reader may see.
+NARROWED_HEADERS = ("To", "Cc", "Resent-To", "Resent-Cc")
+# Headers that name hidden recipients or the original envelope: never in a copy.
+HIDDEN_HEADERS = ("Bcc", "Resent-Bcc", "Apparently-To", "Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To")
+
+
+def _kept(headers: Sequence[object], fallback: Sequence[str], visible: Collection[str]) -> list[HeaderAddress | str]:
+    """The headers' addresses that are visible, display names kept, then the request's visible ones they lacked."""
     kept: list[HeaderAddress | str] = []
-    for address in getattr(header_value, "addresses", ()):
-        if not isinstance(address, HeaderAddress):
-            continue
-        try:
-            if normalise_address(address.addr_spec) in allowed:
+    present: set[str] = set()
+    for header in headers:
+        for address in getattr(header, "addresses", ()):
+            try:
+                normalised = normalise_address(address.addr_spec)
+            except InvalidAddressError:
+                continue  # an address that cannot be read is nobody's to see
+            if normalised in visible and normalised not in present:
                 kept.append(address)
-        except InvalidAddressError:
-            continue
-    present = {normalise_address(a.addr_spec) for a in kept if isinstance(a, HeaderAddress)}
-    kept.extend(a for a in fallback if a in allowed and a not in present)
+                present.add(normalised)
+    kept.extend(a for a in fallback if a in visible and a not in present)
     return kept
 
 
-def allowed_copy(original: EmailMessage, request: SendRequest, allowed: Collection[str]) -> bytes:
-    """The original with To and Cc narrowed to the allowed recipients; Bcc stays envelope-only."""
+def visible_copy(original: EmailMessage, request: SendRequest, visible: Collection[str]) -> EmailMessage:
+    """The original as one reader sees it: To, Cc and Resent-* narrowed to `visible`, hidden headers removed.
+
+    An allowed copy shows the allowed recipients; a partner's notice attaches the copy that
+    shows that customer's own recipients, so no reader learns who else was written to.
+    """
     message = copy.deepcopy(original)
-    for name, fallback in (("To", request.to), ("Cc", request.cc)):
-        kept = _kept(message[name], fallback, allowed)
+    for name in NARROWED_HEADERS:
+        fallback = {"to": request.to, "cc": request.cc}.get(name.lower(), [])
+        kept = _kept(message.get_all(name, []), fallback, visible)
         del message[name]
         if kept:
             message[name] = kept
-    del message["Bcc"]
-    return message.as_bytes(policy=email_policy.SMTP)
+    for name in HIDDEN_HEADERS:
+        del message[name]
+    return message
+
+
+def allowed_copy(original: EmailMessage, request: SendRequest, allowed: Collection[str]) -> bytes:
+    """The original with its recipient headers narrowed to the allowed recipients; Bcc stays envelope-only."""
+    return visible_copy(original, request, allowed).as_bytes(policy=email_policy.SMTP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,12 +234,10 @@ def partner_notice(original: EmailMessage, request: SendRequest, verdict: Verdic
     notice["To"] = ", ".join(group.deliver_to)
     notice["Reply-To"] = request.sender
     name = header_safe(group.customer_name or group.customer or "a CSP customer")
-    notice["Subject"] = header_safe(f"[CSP customer {name}] {request.subject}".strip())
+    notice["Subject"] = header_safe(f"[CSP customer {name}] {original.get('Subject', '')}".strip())
     notice[FILTER_RULE_HEADER] = header_safe(", ".join(dict.fromkeys(d.rule for d in group.decisions)))
     if group.customer:
         notice[FILTER_CUSTOMER_HEADER] = header_safe(group.customer)
     notice.set_content(_notice_text(request, verdict, group))
-    attached = copy.deepcopy(original)
-    del attached["Bcc"]
-    notice.add_attachment(attached, filename="original-message.eml")
+    notice.add_attachment(visible_copy(original, request, set(group.recipients)), filename="original-message.eml")
     return notice.as_bytes(policy=email_policy.SMTP)

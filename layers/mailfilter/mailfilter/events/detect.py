@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import ValidationError
-
 from mailfilter.events import EventError
-from mailfilter.events.send_request import SendRequest
 from mailfilter.events.ses_receipt import parse_receipt_event, receipt_message
 from mailfilter.events.ses_sent import parse_email_sent_event, sent_message
 from mailfilter.message import Message
-from mailfilter.validation import describe
+from mailfilter.outbound_request import read_send_request
+from mailfilter.policy.config import Policy
 
 EXPECTED = (
     "an SES receipt-rule event (Records[].eventSource 'aws:ses'), an outbound send request, "
@@ -21,15 +19,12 @@ EXPECTED = (
 )
 
 
-def parse_send_request(data: Any) -> SendRequest:
-    try:
-        return SendRequest.model_validate(data)
-    except ValidationError as error:
-        raise EventError(f"invalid send request: {describe(error, root='(request)')}") from None
+def messages_from_event(data: Any, policy: Policy) -> list[Message]:
+    """The messages an event carries, read as the functions read them; `EventError` names what was wrong.
 
-
-def messages_from_event(data: Any) -> list[Message]:
-    """The messages an event carries, in order; `EventError` names what was expected otherwise."""
+    Send requests go through the gateway's own reading (`read_send_request`), so a request
+    the gateway refuses is refused here with the same words.
+    """
     if not isinstance(data, dict):
         raise EventError(f"expected a JSON object: {EXPECTED}")
     records = data.get("Records")
@@ -38,11 +33,11 @@ def messages_from_event(data: Any) -> list[Message]:
         if source == "aws:ses":
             return [receipt_message(parse_receipt_event(data))]
         if source == "aws:sqs":
-            return [parse_send_request(_json_body(record)).to_message() for record in records]
+            return [read_send_request(_json_body(record), policy).message for record in records]
     if data.get("source") == "aws.ses":
         return [sent_message(parse_email_sent_event(data))]
     if "from" in data:
-        return [parse_send_request(data).to_message()]
+        return [read_send_request(data, policy).message]
     raise EventError(f"unrecognised event: expected {EXPECTED}")
 
 
@@ -52,5 +47,5 @@ def _json_body(record: Any) -> Any:
         raise EventError("SQS record has no string body")
     try:
         return json.loads(body)
-    except json.JSONDecodeError as error:
+    except (ValueError, RecursionError) as error:  # not JSON, nested too deep, or a number too long to read
         raise EventError(f"SQS record {record.get('messageId', '?')}: body is not JSON: {error}") from None

@@ -2,7 +2,8 @@
 
 Its fields are the documented contract (docs/send-request.md). Declared
 category, product and cloud are trusted: only the vendor's own applications
-can put a request on the gateway's queue.
+can put a request on the gateway's queue. `mailfilter.outbound_request` reads
+a valid request as the message the gateway sends.
 """
 
 from __future__ import annotations
@@ -11,20 +12,17 @@ import base64
 import binascii
 import hashlib
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from mailfilter.directory.records import Address, Product
-from mailfilter.message import Declaration, Message
-from mailfilter.model import Category, Cloud, Direction, Source
+from mailfilter.events import EventError
+from mailfilter.model import Category, Cloud
+from mailfilter.validation import describe
 
 SES_MAX_RECIPIENTS = 50
 SES_MAX_MESSAGE_BYTES = 40 * 1024 * 1024  # SES v2's limit for a whole message, after encoding
-
-CATEGORY_HEADER = "X-Communication-Category"
-PRODUCT_HEADER = "X-Product"
-CLOUD_HEADER = "X-Cloud-Instance"
 
 
 def _header_name(value: str) -> str:
@@ -101,21 +99,9 @@ class SendRequest(BaseModel):
         canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
-    def _header(self, name: str) -> str | None:
-        return next((value for key, value in self.headers.items() if key.lower() == name.lower()), None)
 
-    def to_message(self) -> Message:
-        declaration = Declaration(
-            source=Source.REQUEST,
-            category=self.category.value if self.category else self._header(CATEGORY_HEADER),
-            product=self.product or self._header(PRODUCT_HEADER),
-            cloud=self.cloud.value if self.cloud else self._header(CLOUD_HEADER),
-        )
-        return Message(
-            message_id=self.effective_message_id,
-            direction=Direction.OUTBOUND,
-            sender=self.sender,
-            recipients=self.recipients,
-            subject=self.subject,
-            declaration=declaration,
-        )
+def parse_send_request(data: Any) -> SendRequest:
+    try:
+        return SendRequest.model_validate(data)
+    except ValidationError as error:
+        raise EventError(f"invalid send request: {describe(error, root='(request)')}") from None

@@ -8,9 +8,6 @@ return a disposition.
 
 from __future__ import annotations
 
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
-from email.utils import getaddresses
 from typing import Literal
 
 from aws_lambda_powertools.utilities.parser.models.ses import (
@@ -27,9 +24,9 @@ from pydantic import Field, ValidationError
 
 from mailfilter.addresses import InvalidAddressError, domain_of, normalise_address
 from mailfilter.events import EventError
-from mailfilter.events.send_request import CATEGORY_HEADER, CLOUD_HEADER, PRODUCT_HEADER
-from mailfilter.message import Authentication, Declaration, Message
-from mailfilter.model import Direction, Source
+from mailfilter.message import Authentication, Message
+from mailfilter.model import Direction
+from mailfilter.reading import UnreadableHeader, header_declarations, mailbox, subject_text, values
 from mailfilter.validation import describe
 
 
@@ -96,48 +93,52 @@ def parse_receipt_event(data: object) -> ReceiptEvent:
         raise EventError(f"not a valid SES receipt event: {describe(error, root='(event)')}") from None
 
 
-def decoded_header(value: str) -> str:
-    """An RFC 2047 encoded-word header as text; undecodable parts are kept as they came."""
-    try:
-        return str(make_header(decode_header(value)))
-    except (HeaderParseError, LookupError, UnicodeError, ValueError):
-        return value
-
-
-def _first_address(values: list[str]) -> str | None:
-    pairs = getaddresses(values)
-    return pairs[0][1] if pairs and pairs[0][1] else None
-
-
 def _aligned(envelope_domain: str, from_domain: str) -> bool:
     return envelope_domain == from_domain or envelope_domain.endswith("." + from_domain)
+
+
+def _customer_side(headers: list[tuple[str, str]], envelope: str | None) -> tuple[str, str | None]:
+    """(sender, why it is unreadable): the one clean address of the one From header.
+
+    Anything else (no From, two From headers, a From the parser had to repair, a group,
+    two addresses) leaves the sender unreadable; the engine then blocks every desk, so
+    such mail is never relayed to a partner in a customer's name.
+    """
+    froms = values(headers, "From")
+    if len(froms) != 1:
+        return envelope or "", f"the message has {len(froms)} From headers, not one"
+    try:
+        return mailbox(froms[0]), None
+    except UnreadableHeader as error:
+        return envelope or "", str(error)
 
 
 def receipt_message(event: ReceiptEvent) -> Message:
     """The customer side is the From address; the recipients are the vendor desks this rule matched."""
     mail, receipt = event.mail, event.receipt
     try:
-        from_header = _first_address(mail.commonHeaders.header_from)
-        sender = normalise_address(from_header or mail.source)
-        envelope = normalise_address(mail.source) if "@" in mail.source else sender
+        envelope = normalise_address(mail.source) if "@" in mail.source else None
+    except InvalidAddressError:
+        envelope = None
+    try:
         desks = tuple(dict.fromkeys(normalise_address(r) for r in receipt.recipients))
     except InvalidAddressError as error:
         raise EventError(f"SES receipt event has an unusable address: {error}") from None
     if not desks:
         raise EventError("SES receipt event has no recipients in receipt.recipients")
-    headers = {header.name.lower(): header.value for header in mail.headers}
+    headers = [(header.name, header.value) for header in mail.headers]
+    if not values(headers, "From") and mail.commonHeaders.header_from:  # SES truncated the header list
+        headers += [("From", value) for value in mail.commonHeaders.header_from]
+    if not values(headers, "Subject") and mail.commonHeaders.subject:
+        headers.append(("Subject", mail.commonHeaders.subject))
+    sender, unreadable = _customer_side(headers, envelope)
     return Message(
         message_id=mail.messageId,
         direction=Direction.INBOUND,
         sender=sender,
         recipients=desks,
-        subject=decoded_header(mail.commonHeaders.subject),
-        declaration=Declaration(
-            source=Source.HEADER,
-            category=headers.get(CATEGORY_HEADER.lower()),
-            product=headers.get(PRODUCT_HEADER.lower()),
-            cloud=headers.get(CLOUD_HEADER.lower()),
-        ),
+        subject=subject_text(headers),
+        declarations=header_declarations(headers),
         authentication=Authentication(
             spf=receipt.spfVerdict.status,
             dkim=receipt.dkimVerdict.status,
@@ -145,6 +146,7 @@ def receipt_message(event: ReceiptEvent) -> Message:
             spam=receipt.spamVerdict.status,
             virus=receipt.virusVerdict.status,
             dmarc_policy=receipt.dmarcPolicy,
-            envelope_aligned=_aligned(domain_of(envelope), domain_of(sender)),
+            envelope_aligned=bool(envelope and sender) and _aligned(domain_of(envelope), domain_of(sender)),
         ),
+        unreadable=unreadable,
     )

@@ -1,82 +1,99 @@
 """What a message is about: category, product and cloud, each with the source that decided it.
 
-Order of evidence: a trusted declaration (an outbound send request's fields, or
-headers from a vendor identity), then the address map (the vendor sender
-outbound, the vendor desk inbound), then subject patterns, then the default.
+Sources: trusted declarations (an outbound send request's fields, and headers
+from a vendor identity), the address map (the vendor sender outbound, the vendor
+desk inbound) and every subject pattern that matches. All are heard: the most
+restrictive category any of them gives wins, so no source can make mail less
+restricted than another source says it is. The cloud is the first declared,
+then the sender map's, then the default. Subjects arrive as pattern text
+(`mailfilter.reading.pattern_text`), declarations are read the same way.
 """
 
 from __future__ import annotations
 
 from mailfilter.message import Declaration, Message
-from mailfilter.model import Category, Classification, Cloud, Direction, Source
+from mailfilter.model import Category, Classification, Cloud, Direction, Evidence, Source
 from mailfilter.policy.config import Policy
+from mailfilter.reading import pattern_text
 
 
 def _enum_or_none(kind: type[Category] | type[Cloud], value: str | None) -> Category | Cloud | None:
     if value is None:
         return None
     try:
-        return kind(value.strip().lower())
+        return kind(pattern_text(value).lower())
     except ValueError:
-        return None  # an unreadable declaration is no evidence; weaker sources decide
+        return None  # an unreadable declaration is no evidence; other sources decide
 
 
-def trusted_declaration(message: Message, policy: Policy) -> Declaration | None:
-    """The declaration, if its source may be believed.
+def trusted_declarations(message: Message, policy: Policy) -> tuple[Declaration, ...]:
+    """The declarations that may be believed.
 
     Send requests come from the vendor's applications through the gateway. A
     header declaration counts only on outbound mail from a vendor identity:
     anyone can write headers on mail they send to the vendor.
     """
-    declaration = message.declaration
-    if declaration is None:
-        return None
-    if declaration.source is Source.REQUEST:
-        return declaration
-    if message.direction is Direction.OUTBOUND and policy.is_vendor_identity(message.sender):
-        return declaration
-    return None
+    header_trusted = message.direction is Direction.OUTBOUND and policy.is_vendor_identity(message.sender)
+    return tuple(d for d in message.declarations if d.source is Source.REQUEST or header_trusted)
 
 
 def classify(message: Message, policy: Policy) -> Classification:
-    declared = trusted_declaration(message, policy)
+    """Every trusted source is heard; the most restrictive category wins (`policy.category_order`)."""
+    declared = trusted_declarations(message, policy)
     sender = policy.sender_map.get(message.sender) if message.direction is Direction.OUTBOUND else None
+    evidence: list[Evidence] = []
 
-    category, category_source = Category.GENERAL, Source.DEFAULT
-    declared_category = _enum_or_none(Category, declared.category) if declared else None
-    if declared_category is not None:
-        category, category_source = declared_category, declared.source
-    elif sender is not None:
-        category, category_source = sender.category, Source.SENDER_MAP
+    for declaration in declared:
+        category = _enum_or_none(Category, declaration.category)
+        if category is not None:
+            evidence.append(Evidence("category", category, declaration.source))
+    if sender is not None:
+        evidence.append(Evidence("category", sender.category, Source.SENDER_MAP))
+    evidence += [Evidence("category", c, Source.SUBJECT) for pattern, c in policy.compiled_subjects if pattern.search(message.subject)]
+
+    for declaration in declared:
+        product = pattern_text(declaration.product or "").lower()
+        if product:
+            evidence.append(Evidence("product", product, declaration.source))
+    if sender is not None and sender.product is not None:
+        evidence.append(Evidence("product", sender.product, Source.SENDER_MAP))
+    evidence += [Evidence("product", p, Source.SUBJECT) for pattern, p in policy.compiled_products if pattern.search(message.subject)]
+
+    for declaration in declared:
+        cloud = _enum_or_none(Cloud, declaration.cloud)
+        if cloud is not None:
+            evidence.append(Evidence("cloud", cloud, declaration.source))
+    if sender is not None and sender.cloud is not None:
+        evidence.append(Evidence("cloud", sender.cloud, Source.SENDER_MAP))
+
+    categories = [e for e in evidence if e.kind == "category"]
+    if categories:
+        winner = min(categories, key=lambda e: policy.category_rank[e.value])  # the first of the most restrictive
+        category, category_source = Category(winner.value), winner.source
     else:
-        for pattern, pattern_category in policy.compiled_subjects:
-            if pattern.search(message.subject):
-                category, category_source = pattern_category, Source.SUBJECT
-                break
-
-    product, product_source = None, Source.DEFAULT
-    if declared and declared.product and declared.product.strip():
-        product, product_source = declared.product.strip().lower(), declared.source
-    elif sender is not None and sender.product is not None:
-        product, product_source = sender.product, Source.SENDER_MAP
-    else:
-        for pattern, pattern_product in policy.compiled_products:
-            if pattern.search(message.subject):
-                product, product_source = pattern_product, Source.SUBJECT
-                break
-
-    cloud, cloud_source = policy.default_cloud, Source.DEFAULT
-    declared_cloud = _enum_or_none(Cloud, declared.cloud) if declared else None
-    if declared_cloud is not None:
-        cloud, cloud_source = declared_cloud, declared.source
-    elif sender is not None and sender.cloud is not None:
-        cloud, cloud_source = sender.cloud, Source.SENDER_MAP
-
-    return Classification(category, category_source, product, product_source, cloud, cloud_source)
+        category, category_source = Category.GENERAL, Source.DEFAULT
+    products = [e for e in evidence if e.kind == "product"]
+    product, product_source = (products[0].value, products[0].source) if products else (None, Source.DEFAULT)
+    clouds = [e for e in evidence if e.kind == "cloud"]
+    cloud, cloud_source = (Cloud(clouds[0].value), clouds[0].source) if clouds else (policy.default_cloud, Source.DEFAULT)
+    return Classification(
+        category,
+        category_source,
+        product,
+        product_source,
+        cloud,
+        cloud_source,
+        tuple(dict.fromkeys(e.value for e in products)),
+        tuple(evidence),
+    )
 
 
 def classify_desk(message_class: Classification, desk_address: str, policy: Policy) -> Classification:
-    """Inbound: the vendor desk the customer wrote to overrides the message's category and cloud."""
+    """Inbound: the vendor desk the customer wrote to decides the category and cloud.
+
+    The desk is the vendor's own routing (docs/security.md): what the customer writes in
+    its subject cannot move a message to another desk's treatment.
+    """
     desk = policy.desk_map.get(desk_address)
     if desk is None:
         return message_class
@@ -88,4 +105,6 @@ def classify_desk(message_class: Classification, desk_address: str, policy: Poli
         product_source=message_class.product_source,
         cloud=cloud,
         cloud_source=Source.RECIPIENT_MAP if desk.cloud else message_class.cloud_source,
+        products=message_class.products,
+        evidence=(Evidence("category", desk.category, Source.RECIPIENT_MAP), *message_class.evidence),
     )

@@ -110,9 +110,15 @@ class Rule(_Section):
     reason: Reason
 
 
+# When sources disagree about what a message is about, the first of these that any source
+# gave wins: a declaration, an address or a pattern can make mail more restricted, never less.
+MOST_RESTRICTIVE_FIRST = (Category.SUBSCRIPTION, Category.PRODUCT, Category.GENERAL, Category.OPERATIONAL, Category.SERVICE_INCIDENT)
+
+
 class Policy(_Section):
     mode: Mode = Mode.ENFORCE
     default_cloud: Cloud = Cloud.COMMERCIAL
+    category_order: list[Category] = Field(default_factory=lambda: list(MOST_RESTRICTIVE_FIRST))
     vendor: Vendor = Field(default_factory=Vendor)
     senders: list[SenderEntry] = Field(default_factory=list)
     desks: list[DeskEntry] = Field(default_factory=list)
@@ -134,6 +140,8 @@ class Policy(_Section):
                         f'no rule with product = "any" decides {category.value} mail for {segment.value} customers; '
                         "every cell of the table needs one so that no recipient is left undecided"
                     )
+        if sorted(self.category_order) != sorted(Category):
+            raise ValueError(f"category_order must name every category once: {[c.value for c in Category]}")
         for entries, what in ((self.senders, "senders"), (self.desks, "desks")):
             addresses = [entry.address for entry in entries]
             if len(set(addresses)) != len(addresses):
@@ -156,6 +164,11 @@ class Policy(_Section):
             for segment in Segment
             for category in Category
         }
+
+    @cached_property
+    def category_rank(self) -> dict[Category, int]:
+        """0 for the most restrictive category."""
+        return {category: rank for rank, category in enumerate(self.category_order)}
 
     @cached_property
     def compiled_subjects(self) -> list[tuple[re.Pattern[str], Category]]:

@@ -8,7 +8,7 @@ first matching rule of the policy says what to do and why.
 from __future__ import annotations
 
 from mailfilter.directory.view import CustomerMatch, CustomerView, PartnerLink
-from mailfilter.model import Action, Classification, Decision, Mode
+from mailfilter.model import Action, Category, Classification, Decision, Mode
 from mailfilter.policy.config import Policy, ProductCondition, Rule, Segment
 
 PARTNER_WITHOUT_CONTACT = "partner-without-contact"
@@ -32,9 +32,24 @@ def _product_matches(condition: ProductCondition, customer: CustomerView | None,
     return product in customer.direct_products and not customer.holds_through_csp(product)
 
 
-def matching_rule(policy: Policy, customer: CustomerView | None, classification: Classification) -> Rule:
-    for rule in policy.rules_by_cell[segment_of(customer), classification.category]:
-        if rule.product is ProductCondition.ANY or _product_matches(rule.product, customer, classification.product):
+def product_for(customer: CustomerView | None, products: tuple[str, ...]) -> str | None:
+    """Of the products a message names, the one that restricts this customer's mail most.
+
+    One a partner holds for the customer, if any; else one the customer does not buy
+    directly; else the first. So naming a directly bought product beside one held through
+    a partner never moves mail out of the partner's hands.
+    """
+    if not products or customer is None:
+        return products[0] if products else None
+    held = next((p for p in products if customer.holds_through_csp(p)), None)
+    if held is not None:
+        return held
+    return next((p for p in products if p not in customer.direct_products), products[0])
+
+
+def matching_rule(policy: Policy, customer: CustomerView | None, category: Category, product: str | None) -> Rule:
+    for rule in policy.rules_by_cell[segment_of(customer), category]:
+        if rule.product is ProductCondition.ANY or _product_matches(rule.product, customer, product):
             return rule
     raise AssertionError("the policy validator guarantees a rule for every cell")  # pragma: no cover
 
@@ -44,31 +59,36 @@ def reroute_partners(customer: CustomerView, product: str | None) -> tuple[Partn
     return customer.owning_partners(product) or customer.partners
 
 
-def _reason(template: str, customer: CustomerView | None, partners: tuple[PartnerLink, ...], c: Classification) -> str:
+def _reason(
+    template: str, customer: CustomerView | None, partners: tuple[PartnerLink, ...], category: Category, product: str | None
+) -> str:
     return template.format(
         customer=customer.name if customer else "the recipient",
         partners=" and ".join([link.name for link in partners]) or "no partner",
-        product=c.product or "this product",
-        category=c.category,  # a StrEnum formats as its value
+        product=product or "this product",
+        category=category,  # a StrEnum formats as its value
     )
 
 
 def decide(recipient: str, match: CustomerMatch | None, classification: Classification, policy: Policy) -> Decision:
     """Decide for one recipient. `recipient` is where mail goes if it is allowed."""
     customer = match.customer if match else None
-    rule = matching_rule(policy, customer, classification)
+    product = product_for(customer, classification.products) if classification.products else classification.product
+    rule = matching_rule(policy, customer, classification.category, product)
     if rule.action is not Action.REROUTE:
         partners = customer.partners if customer else ()
-        return _decision(recipient, rule.action, rule.id, rule.seed_rule, rule.reason, match, partners, (), classification, policy)
-    partners = reroute_partners(customer, classification.product)
+        return _decision(recipient, rule.action, rule.id, rule.seed_rule, rule.reason, match, partners, (), classification, product, policy)
+    partners = reroute_partners(customer, product)
     contacts = tuple(dict.fromkeys(contact for link in partners for contact in link.contacts))
     if not contacts:
         return _decision(
             recipient, Action.BLOCK, PARTNER_WITHOUT_CONTACT, rule.seed_rule,
             "{partners} should receive this mail for {customer} but has no contact address; it is kept for release.",
-            match, partners, (), classification, policy,
+            match, partners, (), classification, product, policy,
         )  # fmt: skip
-    return _decision(recipient, Action.REROUTE, rule.id, rule.seed_rule, rule.reason, match, partners, contacts, classification, policy)
+    return _decision(
+        recipient, Action.REROUTE, rule.id, rule.seed_rule, rule.reason, match, partners, contacts, classification, product, policy
+    )
 
 
 def security_block(
@@ -76,7 +96,7 @@ def security_block(
 ) -> Decision:
     """A block that security evidence forces, whatever the table would say."""
     partners = match.customer.partners if match else ()
-    return _decision(recipient, Action.BLOCK, rule, None, reason, match, partners, (), classification, policy)
+    return _decision(recipient, Action.BLOCK, rule, None, reason, match, partners, (), classification, classification.product, policy)
 
 
 def _decision(
@@ -89,6 +109,7 @@ def _decision(
     partners: tuple[PartnerLink, ...],
     contacts: tuple[str, ...],
     classification: Classification,
+    product: str | None,
     policy: Policy,
 ) -> Decision:
     """Assemble the record; in audit mode the effective action is allow, delivered to the recipient."""
@@ -105,9 +126,9 @@ def _decision(
         deliver_to,
         rule,
         seed_rule,
-        _reason(reason_template, customer, partners, classification),
+        _reason(reason_template, customer, partners, classification.category, product),
         classification.category,
-        classification.product,
+        product,
         customer.tenant_id if customer else None,
         customer.name if customer else None,
         match.matched_by if match else None,

@@ -1,0 +1,102 @@
+"""A send request read once: validated, composed, and read as the message SES will be given.
+
+The gateway and `mailfilter explain` both call `read_send_request`, so a request
+that one refuses the other refuses, with the same words. What the classifier
+reads comes from the composed message's own headers (for `raw` requests, the
+raw message), never from a request field that the delivered message contradicts:
+
+- the subject is the message's Subject header; a `subject` field that says
+  otherwise is refused, and so are two Subject headers;
+- declarations are the request's fields and every declaring header of the message,
+  all heard (the most restrictive category wins); a cloud declared twice differently is refused;
+- From and Sender name vendor identities only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+from mailfilter.delivery.mime import CompositionError, compose_original
+from mailfilter.events import EventError
+from mailfilter.events.send_request import SendRequest, parse_send_request
+from mailfilter.message import Declaration, Message
+from mailfilter.model import Direction, Source
+from mailfilter.policy.config import Policy
+from mailfilter.reading import UnreadableHeader, address_list, header_declarations, pattern_text, subject_text, values
+
+
+class RefusedRequest(EventError):  # noqa: N818 - reads as the condition callers handle
+    """A send request the gateway does not send; the text says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRequest:
+    request: SendRequest
+    original: EmailMessage  # what the sender asked to send, every recipient in its header (Bcc excepted)
+    message: Message  # what the core decides on, read from `original`
+
+
+def read_send_request(data: Any, policy: Policy) -> OutboundRequest:
+    """Validate a decoded send request and read it as the gateway sends it; `RefusedRequest` otherwise."""
+    try:
+        request = parse_send_request(data)
+    except EventError as error:
+        raise RefusedRequest(str(error)) from None
+    if not policy.is_vendor_identity(request.sender):
+        raise RefusedRequest(
+            f"from {request.sender} is not a vendor identity: the gateway sends only from the policy's "
+            f"vendor.domains {policy.vendor.domains} or vendor.identities"
+        )
+    try:
+        original = compose_original(request)
+    except CompositionError as error:
+        raise RefusedRequest(str(error)) from None
+    headers = [(name, str(value)) for name, value in original.raw_items()]
+    _check_identities(headers, policy)
+    _check_subject(request, headers)
+    declarations = (
+        Declaration(
+            Source.REQUEST,
+            category=request.category.value if request.category else None,
+            product=request.product,
+            cloud=request.cloud.value if request.cloud else None,
+        ),
+        *header_declarations(headers),
+    )
+    clouds = {pattern_text(d.cloud).lower() for d in declarations if d.cloud}
+    if len(clouds) > 1:
+        raise RefusedRequest(f"the cloud is declared more than once, differently ({', '.join(sorted(clouds))}); declare it once")
+    message = Message(
+        message_id=request.effective_message_id,
+        direction=Direction.OUTBOUND,
+        sender=request.sender,
+        recipients=request.recipients,
+        subject=subject_text(headers),
+        declarations=declarations,
+    )
+    return OutboundRequest(request, original, message)
+
+
+def _check_identities(headers: list[tuple[str, str]], policy: Policy) -> None:
+    claimed: list[str] = []
+    for name in ("From", "Sender"):
+        for value in values(headers, name):
+            try:
+                claimed += address_list(value, header=name)
+            except UnreadableHeader as error:
+                raise RefusedRequest(f"the message's {name} header cannot be read: {error}") from None
+    strangers = [address for address in claimed if not policy.is_vendor_identity(address)]
+    if strangers or not claimed:
+        raise RefusedRequest(f"the message's From or Sender header ({', '.join(strangers) or 'none'}) is not a vendor identity")
+
+
+def _check_subject(request: SendRequest, headers: list[tuple[str, str]]) -> None:
+    subjects = values(headers, "Subject")
+    if len(subjects) > 1:
+        raise RefusedRequest(f"the message has {len(subjects)} Subject headers; a mail program shows only one of them")
+    if request.raw is not None and request.subject and pattern_text(request.subject) != subject_text(headers):
+        raise RefusedRequest(
+            "subject differs from the raw message's Subject header, which is what is sent: leave subject out of a raw request"
+        )

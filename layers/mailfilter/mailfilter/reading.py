@@ -1,0 +1,128 @@
+"""One reading of what a message says: the text patterns read and the addresses the filter decides on.
+
+Every trigger (the gateway, the audit, the inbound filter, `explain`, release)
+reads headers through these functions, so that what the filter decides on is
+what a mail program shows the reader:
+
+- text is decoded as Python's mail parser decodes it (RFC 2047 encoded words,
+  charsets, lenient about broken words, as mail programs are), then normalised:
+  Unicode NFKC, accents and other combining marks removed, invisible and
+  bidirectional controls removed, every run of whitespace or control characters
+  one space;
+- an address header names exactly one clean mailbox, or it is unreadable: a
+  header the parser had to repair is evidence against the message, never guessed around.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from email import policy as email_policy
+from email.headerregistry import Address as HeaderAddress
+
+from mailfilter.addresses import InvalidAddressError, normalise_address
+from mailfilter.message import Declaration
+from mailfilter.model import Source
+
+# The headers a vendor identity may declare with (docs/policy.md); anyone else's are ignored.
+CATEGORY_HEADER = "X-Communication-Category"
+PRODUCT_HEADER = "X-Product"
+CLOUD_HEADER = "X-Cloud-Instance"
+
+
+class UnreadableHeader(ValueError):  # noqa: N818 - reads as the condition callers handle
+    """A header that does not read as one clean value; the text says why."""
+
+
+# Characters that show nothing but split a word for a pattern: Unicode format controls
+# (category Cf: zero-width spaces and joiners, bidirectional controls, the soft hyphen,
+# the BOM) and the default-ignorable letters and marks that are not Cf.
+_IGNORABLE_NOT_CF = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u180f\u3164\uffa0")
+_VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+_BLANKS = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def decoded(value: str) -> str:
+    """A header value as a mail program shows it: encoded words decoded, as Python's parser does."""
+    if "=?" not in value:
+        return value
+    try:
+        return str(email_policy.default.header_factory("X-Read", value))
+    except Exception:  # whatever the parser makes of it, the text as written is what is left
+        return value
+
+
+def pattern_text(value: str) -> str:
+    """The text that classification patterns read: decoded, NFKC, without marks, invisibles or line breaks."""
+    text = unicodedata.normalize("NFKD", decoded(value))
+    text = "".join(ch for ch in text if not _ignorable(ch))
+    text = _VARIATION_SELECTORS.sub("", unicodedata.normalize("NFKC", text))
+    return _BLANKS.sub(" ", text).strip()
+
+
+def _ignorable(ch: str) -> bool:
+    category = unicodedata.category(ch)
+    return category in ("Mn", "Me", "Cf") or ch in _IGNORABLE_NOT_CF
+
+
+def mailbox(value: str, *, header: str = "From") -> str:
+    """The one address a From-like header names, normalised; `UnreadableHeader` otherwise.
+
+    Refused: a value the parser had to repair (`cfo@contoso.com <attacker@evil.example>`,
+    `x <cfo@contoso.com>@evil.example`), more or fewer than one address, a group, and an
+    address `normalise_address` refuses.
+    """
+    addresses = address_list(value, header=header)
+    if len(addresses) != 1:
+        raise UnreadableHeader(f"{header} names {len(addresses)} addresses, not one")
+    return addresses[0]
+
+
+def address_list(value: str, *, header: str = "To") -> list[str]:
+    """Every address an address-list header names, normalised, in order; `UnreadableHeader` on any defect."""
+    try:
+        parsed = email_policy.default.header_factory(header, value)
+    except Exception as error:  # the parser's own failure is one more way of being unreadable
+        raise UnreadableHeader(f"{header} cannot be parsed: {error}") from None
+    defects = getattr(parsed, "defects", ())
+    if defects:
+        raise UnreadableHeader(f"{header} is malformed: {defects[0]}")
+    found = []
+    for address in getattr(parsed, "addresses", ()):
+        found.append(_clean(address, header))
+    return found
+
+
+def _clean(address: HeaderAddress, header: str) -> str:
+    if not address.username or not address.domain:
+        raise UnreadableHeader(f"{header} holds an address without a local part or domain")
+    try:
+        return normalise_address(address.addr_spec)
+    except InvalidAddressError as error:
+        raise UnreadableHeader(f"{header}: {error}") from None
+
+
+def values(headers: Iterable[tuple[str, str]], name: str) -> list[str]:
+    """Every value of header `name` (any case), in order: a repeated header is read every time."""
+    wanted = name.lower()
+    return [value for key, value in headers if key.lower() == wanted]
+
+
+def header_declarations(headers: Iterable[tuple[str, str]]) -> tuple[Declaration, ...]:
+    """One declaration per declaring header, as written; the classifier decides whether it is trusted."""
+    found = []
+    for key, value in headers:
+        name = key.lower()
+        if name == CATEGORY_HEADER.lower():
+            found.append(Declaration(Source.HEADER, category=value))
+        elif name == PRODUCT_HEADER.lower():
+            found.append(Declaration(Source.HEADER, product=value))
+        elif name == CLOUD_HEADER.lower():
+            found.append(Declaration(Source.HEADER, cloud=value))
+    return tuple(found)
+
+
+def subject_text(headers: Iterable[tuple[str, str]]) -> str:
+    """The pattern text of every Subject header, joined: a second Subject cannot hide what the first says."""
+    return " ".join(pattern_text(value) for value in values(headers, "Subject")).strip()
