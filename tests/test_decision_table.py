@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from directory_samples import CSP_AND_DIRECT, CSP_ONLY, NO_CSP, UNKNOWN, directory_in_every_cloud, outbound, partner_contact, records
 
@@ -97,3 +99,11 @@ def test_one_message_gets_one_decision_per_recipient_in_order():
         (CSP_ONLY, Action.BLOCK),
         (CSP_AND_DIRECT, Action.REROUTE),
     ]
+
+
+def test_r1_of_several_products_the_one_held_through_a_partner_decides():
+    # Contoso buys dynamics-365 directly and azure through Fabrikam: product mail naming both goes to Fabrikam.
+    directory = InMemoryDirectory.from_file(Path(__file__).resolve().parent.parent / "events" / "directory.jsonl")
+    for subject in ("Announcing Dynamics 365 and Azure news", "Announcing Azure and Dynamics 365 news"):
+        (decision,) = evaluate(outbound("it@contoso.com", subject=subject), directory, POLICY).decisions
+        assert (decision.action, decision.product, decision.deliver_to) == (Action.REROUTE, "azure", ("csp-desk@fabrikam.example",))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from mailfilter.directory.load import DirectoryFileError, dump_record, read_directory
+from mailfilter.directory.records import CustomerRecord
 
 
 def write(tmp_path, *rows) -> str:
@@ -101,3 +103,54 @@ def test_a_record_written_back_reads_the_same(tmp_path):
     original = read_directory(write(tmp_path, PARTNER, customer(csp=[{"partner_id": "fabrikam", "products": ["azure"]}])))
     again = read_directory(write(tmp_path, *[dump_record(r) for r in original]))
     assert again == original
+
+
+PUBLIC_SUFFIX = "is a public suffix"
+
+
+@pytest.mark.parametrize(
+    ("domain", "shown"),
+    [
+        ("co.uk", "co.uk"),  # ICANN section
+        ("com.au", "com.au"),
+        ("github.io", "github.io"),  # private section
+        ("s3.amazonaws.com", "s3.amazonaws.com"),
+        ("xn--55qx5d.cn", "xn--55qx5d.cn (公司.cn)"),  # an IDN suffix, written as punycode
+        ("公司.cn", "xn--55qx5d.cn (公司.cn)"),  # the same suffix written in Unicode
+        ("CO.UK.", "co.uk"),  # upper case and a trailing dot normalise first
+    ],
+)
+def test_a_public_suffix_is_refused_as_a_customer_domain(tmp_path, domain, shown):
+    path = write(tmp_path, customer(domains=[domain]))
+    assert problems(path) == [
+        f"{path}:1: domains.0: {shown} {PUBLIC_SUFFIX}: it would match every domain registered under it; list the customer's own domains"
+    ]
+
+
+def test_the_public_suffix_is_named_at_its_position_in_the_line_as_written(tmp_path):
+    # domains loses the duplicate contoso.com, so the record's index (1) is not the file's (2)
+    path = write(tmp_path, customer(domains=["contoso.com", "Contoso.com.", "co.uk"], addresses=["ceo@co.uk"]))
+    (problem,) = problems(path)
+    assert problem.startswith(f"{path}:1: domains.2: co.uk {PUBLIC_SUFFIX}")
+
+
+def test_a_public_suffix_listed_by_two_customers_is_refused_twice_not_reported_as_claimed(tmp_path):
+    path = write(tmp_path, customer(domains=["co.uk"]), customer(tenant_id="t2", domains=["co.uk"]))
+    assert [p.split(": ", 2)[:2] for p in problems(path)] == [[f"{path}:1", "domains.0"], [f"{path}:2", "domains.0"]]
+
+
+@pytest.mark.parametrize("domain", ["contoso.co.uk", "contoso.com.au", "contoso.github.io", "xn--fiqs8s.xn--55qx5d.cn", "contoso.example"])
+def test_a_domain_registered_under_a_public_suffix_is_accepted(tmp_path, domain):
+    (row,) = read_directory(write(tmp_path, customer(domains=[domain])))
+    assert row.domains == [domain]
+
+
+def test_the_sample_directory_imports():
+    rows = read_directory(Path(__file__).parent.parent / "events" / "directory.jsonl")
+    assert any(isinstance(row, CustomerRecord) and row.domains for row in rows)
+
+
+def test_an_address_at_a_public_suffix_host_is_left_alone(tmp_path):
+    # addresses are whole mailboxes; a public suffix that takes mail itself (rare) matches only that mailbox
+    (row,) = read_directory(write(tmp_path, customer(domains=[], addresses=["hostmaster@github.io"])))
+    assert row.addresses == ["hostmaster@github.io"]

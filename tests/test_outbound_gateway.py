@@ -275,3 +275,82 @@ def test_logs_mask_customer_addresses_and_carry_the_message_id(outbound: Harness
     text = json.dumps(logs)
     assert "marketing@tailspintoys.com" not in text
     assert "m***@tailspintoys.com" in text
+
+
+# ---------------------------------------------------------------- raw messages are read from their own headers
+
+
+def raw_request(raw: str, recipient: str, **fields: Any) -> dict[str, Any]:
+    import base64  # noqa: PLC0415
+
+    return {"message_id": f"raw-{uuid.uuid4().hex[:12]}", "from": "notices@vendor.example", "to": [recipient],
+            "raw": base64.b64encode(raw.encode()).decode(), **fields}  # fmt: skip
+
+
+RAW_HEAD = "From: notices@vendor.example\r\nTo: it@tailspintoys.com\r\n"
+
+
+def test_r2_a_raw_subscription_subject_under_a_maintenance_request_subject_is_refused(outbound: Harness, gateway: Any) -> None:
+    body = raw_request(RAW_HEAD + "Subject: Your subscription renewal invoice\r\n\r\nPay.\r\n", "it@tailspintoys.com",
+                       subject="Planned maintenance")  # fmt: skip
+    assert run(gateway, sqs_event(body)) == {"batchItemFailures": []}
+    assert outbound.sent() == []
+    [record] = outbound.records(body["message_id"])
+    assert record["kind"] == "rejected"
+    assert "subject differs from the raw message's Subject header" in record["error"]
+
+
+def test_r2_a_raw_subscription_subject_is_rerouted_to_the_partner(outbound: Harness, gateway: Any) -> None:
+    body = raw_request(
+        RAW_HEAD + "Subject: =?utf-8?b?WW91ciBBenVyZSBzdWJzY3JpcHRpb24gaW52b2ljZQ==?=\r\n\r\nPay.\r\n", "it@tailspintoys.com"
+    )
+    run(gateway, sqs_event(body))
+    assert [sent.envelope for sent in outbound.sent()] == [FABRIKAM]
+    assert decision_records(outbound, body["message_id"])["it@tailspintoys.com"]["rule"] == "subscription-owned-by-partner"
+
+
+def test_r2_raw_declaration_headers_from_a_vendor_identity_count(outbound: Harness, gateway: Any) -> None:
+    # Contoso holds azure through Fabrikam: subscription mail about it goes to the partner, whatever the subject says.
+    raw = (
+        "From: notices@vendor.example\r\nTo: it@contoso.com\r\nSubject: Hello\r\n"
+        "X-Communication-Category: subscription\r\nX-Product: azure\r\n\r\nHi.\r\n"
+    )
+    body = raw_request(raw, "it@contoso.com")
+    run(gateway, sqs_event(body))
+    assert [sent.envelope for sent in outbound.sent()] == [FABRIKAM]
+
+
+@pytest.mark.parametrize(
+    ("head", "error"),
+    [
+        ("Subject: Hello\r\nSubject: Your invoice\r\n", "2 Subject headers"),
+        ("Subject: Hello\r\nX-Cloud-Instance: usgov\r\nX-Cloud-Instance: commercial\r\n", "the cloud is declared more than once"),
+        ("Subject: Hello\r\nSender: cfo@tailspintoys.com\r\n", "not a vendor identity"),
+    ],
+    ids=["two-subjects", "two-clouds", "customer-sender"],
+)
+def test_a_raw_message_the_classifier_could_read_two_ways_is_refused(outbound: Harness, gateway: Any, head: str, error: str) -> None:
+    body = raw_request(RAW_HEAD + head + "\r\nHi.\r\n", "it@tailspintoys.com")
+    run(gateway, sqs_event(body))
+    assert outbound.sent() == []
+    [record] = outbound.records(body["message_id"])
+    assert (record["kind"], error in record["error"]) == ("rejected", True), record["error"]
+
+
+def test_copies_show_only_their_readers_recipients_resent_headers_included(outbound: Harness, gateway: Any) -> None:
+    raw = ("From: notices@vendor.example\r\nTo: it@tailspintoys.com, cto@woodgrovebank.com\r\nCc: it@contoso.com\r\n"
+           "Resent-To: it@tailspintoys.com, cto@woodgrovebank.com\r\nDelivered-To: it@tailspintoys.com\r\n"
+           "Subject: Your invoice\r\n\r\nPay.\r\n")  # fmt: skip
+    body = raw_request(raw, "it@tailspintoys.com", cc=["it@contoso.com"]) | {"to": ["it@tailspintoys.com", "cto@woodgrovebank.com"]}
+    run(gateway, sqs_event(body))
+    sent = {tuple(s.envelope): s.message for s in outbound.sent()}
+    copy = sent[("cto@woodgrovebank.com",)]
+    assert "tailspintoys" not in copy.as_string()
+    assert "contoso" not in copy.as_string()
+    for envelope, notice in sent.items():
+        if envelope == ("cto@woodgrovebank.com",):
+            continue
+        (attached,) = list(notice.iter_attachments())
+        text = attached.get_content().as_string()
+        assert "woodgrovebank" not in text
+        assert ("tailspintoys" in text) != ("contoso.com" in text), "each notice shows its own customer only"

@@ -40,11 +40,18 @@ class UnreadableHeader(ValueError):  # noqa: N818 - reads as the condition calle
 # the BOM) and the default-ignorable letters and marks that are not Cf.
 _IGNORABLE_NOT_CF = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u180f\u3164\uffa0")
 _VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+_ESCAPED_BYTES = re.compile("[\udc80-\udcff]")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+_STRAY_BREAK = re.compile(r"[\r\n]")
 _BLANKS = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def decoded(value: str) -> str:
-    """A header value as a mail program shows it: encoded words decoded, as Python's parser does."""
+    """A header value as a mail program shows it: 8-bit UTF-8 read as text, encoded words decoded as Python's parser does."""
+    if _ESCAPED_BYTES.search(value):  # the parser keeps undecodable header bytes as surrogates
+        value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    # Unfolded as RFC 5322 says (a line break before white space goes); any other break is a space.
+    value = _STRAY_BREAK.sub(" ", _FOLD.sub("", value))
     if "=?" not in value:
         return value
     try:
@@ -126,3 +133,21 @@ def header_declarations(headers: Iterable[tuple[str, str]]) -> tuple[Declaration
 def subject_text(headers: Iterable[tuple[str, str]]) -> str:
     """The pattern text of every Subject header, joined: a second Subject cannot hide what the first says."""
     return " ".join(pattern_text(value) for value in values(headers, "Subject")).strip()
+
+
+# Scripts whose letters pass for Latin ones ("invоice" with a Cyrillic o): a word that mixes
+# Latin with one of them hides from every pattern, so the classifier treats it as evasion.
+_LOOKALIKE_SCRIPTS = ("CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE")
+_WORD = re.compile(r"\w+")
+
+
+def disguised_words(text: str) -> list[str]:
+    """The words of a pattern text that mix Latin letters with letters of a lookalike script."""
+    found = []
+    for word in _WORD.findall(text):
+        if word.isascii():
+            continue
+        scripts = {unicodedata.name(ch, "").split(" ", 1)[0] for ch in word if ch.isalpha()}
+        if "LATIN" in scripts and scripts.intersection(_LOOKALIKE_SCRIPTS):
+            found.append(word)
+    return found

@@ -3,20 +3,31 @@
 Validation streams: each line is checked as it is read, and only the keys
 needed for the cross-record checks (who claimed which partner id, tenant,
 domain and address, in which cloud) are kept, never the records themselves.
+
+A customer domain that is a public suffix (`co.uk`, `github.io`) is refused here,
+not in `records.py`: the records are also built on the mail path, and the Lambda
+layer does not ship the Public Suffix List. No Lambda function imports this module
+(it serves `mailfilter directory import` and `InMemoryDirectory.from_file`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator, MutableMapping, MutableSequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import idna
 from pydantic import TypeAdapter, ValidationError
 
+from mailfilter.addresses import InvalidAddressError, normalise_domain
 from mailfilter.directory.records import CustomerRecord, DirectoryRecord, PartnerRecord
 from mailfilter.model import Cloud
+
+if TYPE_CHECKING:
+    from publicsuffixlist import PublicSuffixList
 
 _RECORD = TypeAdapter(DirectoryRecord)
 _KINDS = ("partner", "customer")
@@ -47,6 +58,49 @@ def _field_name(location: tuple[int | str, ...]) -> str:
     if parts and parts[0] in _KINDS:  # the discriminator pydantic puts first
         parts = parts[1:]
     return ".".join(parts) or "(record)"
+
+
+@functools.cache
+def _public_suffix_list() -> PublicSuffixList:
+    """The Public Suffix List copy bundled in the `publicsuffixlist` package, parsed once.
+
+    Imported here rather than at the top so that importing this module stays cheap and needs
+    nothing beyond the layer. `PublicSuffixList()` with no source reads the package's own
+    `public_suffix_list.dat` from disk; nothing is downloaded (a newer list comes with a newer
+    release of the package). Punycode domains work: it adds the punycode form of every IDN rule.
+    """
+    from publicsuffixlist import PublicSuffixList  # noqa: PLC0415 - lazy on purpose, see above
+
+    # Both sections of the list, ICANN (co.uk, com.au) and private (github.io, s3.amazonaws.com,
+    # blogspot.com): a private-section suffix is one whose operator hands out subdomains to
+    # unrelated parties, so for matching mail it is as shared as co.uk, and claiming github.io
+    # would make every *.github.io sender that customer. An organisation that runs such a suffix
+    # lists its mail domains below it, or its mailboxes in `addresses`, instead.
+    return PublicSuffixList(only_icann=False)
+
+
+def is_public_suffix(domain: str) -> bool:
+    """Whether a normalised domain (punycode, lower case, no trailing dot) is itself a public suffix."""
+    return _public_suffix_list().is_public(domain)
+
+
+def _shown(domain: str) -> str:
+    """A punycode domain with its Unicode form alongside, for error messages."""
+    if "xn--" not in domain:
+        return domain
+    try:
+        return f"{domain} ({idna.decode(domain)})"
+    except idna.IDNAError:
+        return domain
+
+
+def _raw_domains(text: str) -> list[Any]:
+    """The `domains` list exactly as the line wrote it (before normalisation removed duplicates)."""
+    try:
+        domains = json.loads(text).get("domains", [])
+    except (ValueError, AttributeError):
+        return []
+    return domains if isinstance(domains, list) else []
 
 
 class KeyIndex:
@@ -93,7 +147,7 @@ class DirectoryValidator:
         if isinstance(record, PartnerRecord):
             self._check_unique(self._partners, (record.cloud, record.partner_id), line, "partner_id", "partner")
         else:
-            self._check_customer(line, record)
+            self._check_customer(line, record, text)
         return record
 
     def _check_unique(self, seen: dict, key: tuple, line: int, field: str, what: str) -> None:
@@ -102,10 +156,16 @@ class DirectoryValidator:
         else:
             seen[key] = line
 
-    def _check_customer(self, line: int, record: CustomerRecord) -> None:
+    def _check_customer(self, line: int, record: CustomerRecord, text: str) -> None:
         self._check_unique(self._tenants, (record.cloud, record.tenant_id), line, "tenant_id", "tenant")
+        suffixes = {domain for domain in record.domains if is_public_suffix(domain)}
+        if suffixes:
+            self._refuse_public_suffixes(line, text, suffixes)
+        # Addresses are whole mailboxes (a public suffix cannot take mail by itself), so only domains are checked.
         for field, values in (("domains", record.domains), ("addresses", record.addresses)):
             for value in values:
+                if value in suffixes:
+                    continue  # refused above; claiming it too would only add "already claimed" noise
                 key = (record.cloud, field, value)
                 if key in self._claims:
                     tenant, other = self._claims[key]
@@ -114,6 +174,28 @@ class DirectoryValidator:
                     self._claims[key] = (record.tenant_id, line)
         for index, link in enumerate(record.csp):
             self._references.append((line, record.cloud, link.partner_id, index))
+
+    def _refuse_public_suffixes(self, line: int, text: str, suffixes: set[str]) -> None:
+        """Report each public suffix at its position in the line as written.
+
+        The record's `domains` has lost its duplicates, so its indexes can differ from the file's;
+        this rare path reads the line's list again to name the position the operator wrote.
+        """
+        reported: set[str] = set()
+        for index, raw in enumerate(_raw_domains(text)):
+            try:
+                domain = normalise_domain(raw) if isinstance(raw, str) else None
+            except InvalidAddressError:
+                continue
+            if domain in suffixes:
+                self._issue(line, f"domains.{index}", self._public_suffix_problem(domain))
+                reported.add(domain)
+        for domain in sorted(suffixes - reported):  # not found in the raw list: never expected, never silent
+            self._issue(line, "domains", self._public_suffix_problem(domain))
+
+    @staticmethod
+    def _public_suffix_problem(domain: str) -> str:
+        return f"{_shown(domain)} is a public suffix: it would match every domain registered under it; list the customer's own domains"
 
     # What the file defines, for an import that must know which stored items it no longer holds.
     def defines_partner(self, cloud: Cloud, partner_id: str) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from mailfilter.message import Declaration, Message
 from mailfilter.model import Category, Classification, Cloud, Direction, Evidence, Source
 from mailfilter.policy.config import Policy
-from mailfilter.reading import pattern_text
+from mailfilter.reading import disguised_words, pattern_text
 
 
 def _enum_or_none(kind: type[Category] | type[Cloud], value: str | None) -> Category | Cloud | None:
@@ -50,6 +50,8 @@ def classify(message: Message, policy: Policy) -> Classification:
     if sender is not None:
         evidence.append(Evidence("category", sender.category, Source.SENDER_MAP))
     evidence += [Evidence("category", c, Source.SUBJECT) for pattern, c in policy.compiled_subjects if pattern.search(message.subject)]
+    if disguised_words(message.subject):  # a word no pattern can read is taken at its most restrictive
+        evidence.append(Evidence("category", policy.category_order[0], Source.SUBJECT))
 
     for declaration in declared:
         product = pattern_text(declaration.product or "").lower()
