@@ -132,3 +132,38 @@ def test_a_bad_directory_file_is_reported_with_its_line(tmp_path):
     result = CliRunner().invoke(cli, ["explain", str(path), "--directory", str(bad)])
     assert result.exit_code == 1
     assert f"{bad}:1: cloud: Field required" in result.output
+
+
+# ---------------------------------------------------------------- explain is the gateway: same validation, one-line errors
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"from": "billing@vendor.example.attacker.example"}, "is not a vendor identity"),
+        ({"headers": {"Sender": "cfo@tailspintoys.com"}}, "composed by the gateway"),
+        ({"raw": "RnJvbTogY2VvQGNvbnRvc28uY29tDQpTdWJqZWN0OiBoaQ0KDQp4DQo=", "text": None}, "is not a vendor identity"),
+    ],
+    ids=["lookalike-vendor-from", "reserved-header", "raw-from-a-customer"],
+)
+def test_explain_refuses_what_the_gateway_refuses_with_the_same_words(tmp_path, fields, expected):
+    request = {k: v for k, v in (REQUEST | fields).items() if v is not None}
+    result = run(tmp_path, request)
+    assert result.exit_code == 1
+    assert expected in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000 + "]" * 100_000, '{"from": "billing@vendor.example", "n": ' + "9" * 5000 + "}", "{not json"],
+    ids=["nested-too-deep", "number-too-long", "not-json"],
+)
+def test_explain_answers_unreadable_input_with_one_line(tmp_path, text):
+    path = tmp_path / "event.json"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["explain", str(path), "--directory", DIRECTORY])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ")
+    assert result.output.count("\n") == 1, result.output
+    assert "cannot read the event" in result.output

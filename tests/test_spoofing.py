@@ -269,3 +269,40 @@ def test_header_safe_leaves_one_line_of_the_same_words():
     assert header_safe("=?utf-8?q?Caf=C3=A9_=0D=0Aopen?=") == "Café open"
     assert header_safe("  Plain\tsubject  ") == "Plain subject"
     assert json.dumps(header_safe("a\r\nb")) == '"a b"'
+
+
+# ---------------------------------------------------------------- inbound: a From that does not read as one address
+
+
+@pytest.mark.parametrize(
+    "from_value",
+    [
+        "cfo@tailspintoys.com <attacker@evil.example>",
+        "x <cfo@tailspintoys.com>@evil.example",
+        "cfo@tailspintoys.com, attacker@evil.example",
+        "Customers: cfo@tailspintoys.com;",
+        "<cfo@tailspintoys.com",
+        "Eve <cfo@tailspintoys.com> <attacker@evil.example>",
+    ],
+)
+def test_a_from_that_is_not_one_clean_address_is_blocked_and_never_relayed(from_value):
+    event = inbound("cfo@tailspintoys.com")
+    mail = event["Records"][0]["ses"]["mail"]
+    mail["commonHeaders"]["from"] = [from_value]
+    mail["headers"] = [h for h in mail["headers"] if h["name"].lower() != "from"] + [{"name": "From", "value": from_value}]
+    message, result = decide(event)
+    assert message.unreadable
+    for decision in result.decisions:
+        assert (decision.action, decision.rule, decision.deliver_to) == (Action.BLOCK, "unreadable-sender", ())
+
+
+def test_two_from_headers_are_blocked_and_never_relayed():
+    event = inbound("cfo@tailspintoys.com")
+    event["Records"][0]["ses"]["mail"]["headers"].append({"name": "From", "value": "ceo@contoso.com"})
+    _message, result = decide(event)
+    assert [d.rule for d in result.decisions] == ["unreadable-sender"]
+
+
+def test_a_confusable_full_stop_in_a_sender_domain_is_the_same_customer():
+    (decision,) = decide(inbound("cfo@tailspintoys.com\u3002"))[1].decisions
+    assert (decision.customer, decision.action) == ("7d1e9b20-tailspin", Action.REROUTE)

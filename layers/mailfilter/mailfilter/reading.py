@@ -80,14 +80,17 @@ def mailbox(value: str, *, header: str = "From") -> str:
     `x <cfo@contoso.com>@evil.example`), more or fewer than one address, a group, and an
     address `normalise_address` refuses.
     """
-    addresses = address_list(value, header=header)
+    addresses = address_list(value, header=header, groups=False)
     if len(addresses) != 1:
         raise UnreadableHeader(f"{header} names {len(addresses)} addresses, not one")
     return addresses[0]
 
 
-def address_list(value: str, *, header: str = "To") -> list[str]:
-    """Every address an address-list header names, normalised, in order; `UnreadableHeader` on any defect."""
+def address_list(value: str, *, header: str = "To", groups: bool = True) -> list[str]:
+    """Every address an address-list header names, normalised, in order; `UnreadableHeader` on any defect.
+
+    With `groups=False` a named group (`Customers: a@x.example;`) is refused too.
+    """
     try:
         parsed = email_policy.default.header_factory(header, value)
     except Exception as error:  # the parser's own failure is one more way of being unreadable
@@ -95,6 +98,8 @@ def address_list(value: str, *, header: str = "To") -> list[str]:
     defects = getattr(parsed, "defects", ())
     if defects:
         raise UnreadableHeader(f"{header} is malformed: {defects[0]}")
+    if not groups and any(group.display_name is not None for group in getattr(parsed, "groups", ())):
+        raise UnreadableHeader(f"{header} is a group, not a mailbox")
     found = []
     for address in getattr(parsed, "addresses", ()):
         found.append(_clean(address, header))
