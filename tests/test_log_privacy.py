@@ -157,6 +157,68 @@ def test_inbound_filter_logs_no_sender_when_it_defers(stack, caplog, capfd):
     assert_private(captured.text(), [sender], "never stored")
 
 
+def spellings(address: str) -> list[str]:
+    """The address as a log line may carry it: raw, and with its quotes and backslashes escaped as JSON escapes them."""
+    return [address, address.replace("\\", "\\\\").replace('"', '\\"')]
+
+
+# Local parts the filter refuses, so the deferral's error echoes them: quoted with a space and an
+# escaped quote, quoted around an at-sign, UTF-8 (with a UTF-8 domain too), and quoted before an IP literal.
+UNUSUAL_LOCAL_PARTS = {
+    "quoted": lambda secret: f'"desk {secret}"@vendor.example',
+    "quoted-escaped-quote": lambda secret: f'"desk\\"{secret}"@vendor.example',
+    "quoted-at-sign": lambda secret: f'"desk@{secret}"@vendor.example',
+    "utf8": lambda secret: f"jürgen.{secret}@vendor.example",
+    "utf8-domain": lambda secret: f"用户{secret}@例子.广告",
+    "ip-literal": lambda secret: f'"desk {secret}"@[192.0.2.1]',
+}
+
+
+@pytest.mark.parametrize("form", list(UNUSUAL_LOCAL_PARTS))
+def test_inbound_filter_logs_no_quoted_or_utf8_recipient_when_it_defers(stack, caplog, capfd, form):
+    captured = Captured(stack.handler.logger, caplog, capfd)
+    tag, secret = marker(), marker()
+    desk = UNUSUAL_LOCAL_PARTS[form](secret)
+    event, raw = receipt_for(f"priv{tag}", f"person.{tag}@tailspintoys.com", [desk], "Invoice", "never sent", verdict="PASS")
+    stack.store(f"priv{tag}", raw)
+    response = stack.invoke(event)  # the recipient is not an address the filter accepts: deferred, and the error says why
+    assert response == {"disposition": "STOP_RULE"}
+    assert "deferred" in [r["kind"] for r in stack.recorded(f"priv{tag}")]
+    text = captured.text()
+    assert "inbound message deferred" in text
+    assert "***@" in text, "the deferral's error names the masked address"
+    assert secret not in text
+    assert_private(text, spellings(desk), "never sent")
+
+
+@pytest.mark.parametrize("form", ["quoted", "utf8"])
+def test_inbound_filter_logs_no_quoted_or_utf8_sender_when_it_defers(stack, caplog, capfd, form):
+    captured = Captured(stack.handler.logger, caplog, capfd)
+    tag, secret = marker(), marker()
+    sender = f'"person {secret}"@tailspintoys.com' if form == "quoted" else f"jürgen.{secret}@tailspintoys.com"
+    event, _ = receipt_for(f"priv{tag}", sender, ["billing@vendor.example"], "Invoice", "never stored", verdict="PASS")
+    stack.invoke(event)  # the raw message is not in the bucket: deferred
+    assert "deferred" in [r["kind"] for r in stack.recorded(f"priv{tag}")]
+    text = captured.text()
+    assert '"error":' in text, "the outcome's log line says why nothing was delivered"
+    assert secret not in text
+    assert_private(text, spellings(sender), "never stored")
+
+
+def test_the_privacy_check_sees_an_echoed_address_when_addresses_are_logged(stack, caplog, capfd, monkeypatch):
+    monkeypatch.setenv("LOG_ADDRESSES", "true")  # the operator's switch: the same deferral now names the address
+    captured = Captured(stack.handler.logger, caplog, capfd)
+    tag, secret = marker(), marker()
+    desk = f'"desk {secret}"@vendor.example'
+    event, raw = receipt_for(f"priv{tag}", f"person.{tag}@tailspintoys.com", [desk], "Invoice", "never sent", verdict="PASS")
+    stack.store(f"priv{tag}", raw)
+    stack.invoke(event)
+    text = captured.text()
+    assert secret in text
+    with pytest.raises(AssertionError):
+        assert_private(text, spellings(desk), "never sent")
+
+
 def test_the_privacy_check_sees_an_address_that_is_logged(stack, caplog, capfd):
     captured = Captured(stack.handler.logger, caplog, capfd)
     stack.handler.logger.info("oops", extra={"sender": "leak@tailspintoys.com"})

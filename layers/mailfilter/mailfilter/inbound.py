@@ -33,7 +33,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mailfilter.addresses import mask
+from mailfilter.addresses import mask, mask_in_text
 from mailfilter.aws.decisions import DecisionLog
 from mailfilter.aws.directory_table import DirectoryUnavailable, DynamoDirectory
 from mailfilter.aws.mailer import Mailer
@@ -194,7 +194,7 @@ class InboundFilter:
             if handled:  # the message was handled; only its idempotency record could not be written
                 if self.logger:
                     self.logger.warning(
-                        "idempotency record not saved", extra={"ses_message_id": parsed.mail.messageId, "error": str(error)}
+                        "idempotency record not saved", extra={"ses_message_id": parsed.mail.messageId, "error": self._text(str(error))}
                     )
                 return handled[-1]
             # Without the idempotency record a second invocation could act twice: defer instead.
@@ -357,7 +357,7 @@ class InboundFilter:
         if message_id is None:
             # Not an SES receipt event at all (a misconfigured trigger): nothing to keep or record.
             if self.logger:
-                self.logger.error("not an SES receipt event", extra={"error": str(error)})
+                self.logger.error("not an SES receipt event", extra={"error": self._text(str(error))})
             raise error
         recipients = _recipients_of(event)
         return self._defer(event, message_id, recipients, str(error))
@@ -386,7 +386,7 @@ class InboundFilter:
         if self.logger:
             self.logger.error(
                 "inbound message deferred: nothing delivered, the message stays in the bucket",
-                extra={"ses_message_id": message_id, "error": error, "quarantine_id": quarantined},
+                extra={"ses_message_id": message_id, "error": self._text(error), "quarantine_id": quarantined},
             )
         return InboundOutcome(message_id, Disposition.STOP_RULE, verdict, quarantined=quarantined, deferred=error, held=tuple(recipients))
 
@@ -414,6 +414,9 @@ class InboundFilter:
     def _address(self, address: str) -> str:
         return address if self.log_addresses else mask(address)
 
+    def _text(self, text: str) -> str:
+        return text if self.log_addresses else mask_in_text(text)
+
     def _log(self, level: str, text: str, message: Message, outcome: InboundOutcome | None = None) -> None:
         if self.logger is None:
             return
@@ -429,7 +432,7 @@ class InboundFilter:
             if outcome.quarantined:
                 extra["quarantine_id"] = outcome.quarantined
             if outcome.deferred:
-                extra["error"] = outcome.deferred
+                extra["error"] = self._text(outcome.deferred)
         log: Callable[..., None] = getattr(self.logger, level)
         log(text, extra=extra)
 
