@@ -119,7 +119,7 @@ class OutboundGateway:
         try:
             reading = read_send_request(data, self.policy)
         except RefusedRequest as error:
-            return self._reject(_given_id(data, fallback_id), data, str(error))
+            return self._reject(error.message_id or _given_id(data, fallback_id), data, str(error))
         request = reading.request
         self.logger.set_correlation_id(request.effective_message_id)
         result = self.once(request.effective_message_id, lambda: self._deliver(reading))

@@ -28,7 +28,15 @@ from mailfilter.reading import UnreadableHeader, address_list, header_declaratio
 
 
 class RefusedRequest(EventError):  # noqa: N818 - reads as the condition callers handle
-    """A send request the gateway does not send; the text says why."""
+    """A send request the gateway does not send; the text says why.
+
+    `message_id` is the request's idempotency key when the request itself was valid, so the
+    rejection is recorded where the sender looks for its message.
+    """
+
+    def __init__(self, error: str, message_id: str | None = None) -> None:
+        super().__init__(error)
+        self.message_id = message_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +52,13 @@ def read_send_request(data: Any, policy: Policy) -> OutboundRequest:
         request = parse_send_request(data)
     except EventError as error:
         raise RefusedRequest(str(error)) from None
+    try:
+        return _read(request, policy)
+    except RefusedRequest as error:
+        raise RefusedRequest(str(error), request.effective_message_id) from None
+
+
+def _read(request: SendRequest, policy: Policy) -> OutboundRequest:
     if not policy.is_vendor_identity(request.sender):
         raise RefusedRequest(
             f"from {request.sender} is not a vendor identity: the gateway sends only from the policy's "
