@@ -255,6 +255,23 @@ def test_audit_hears_email_sent_events_of_the_vendor_configuration_set():
     assert destination["Properties"]["EventDestination"]["EventBridgeDestination"]["EventBusArn"]["Fn::Sub"].endswith("event-bus/default")
 
 
+def test_audit_counts_as_the_filters_own_sends_exactly_the_roles_that_may_send():
+    # The audit believes only SES's ses:caller-identity, compared with these role names (Ref of a role
+    # is its name); every role allowed to send through SES must be named, and no other.
+    variables = resources("AWS::Serverless::Function")["OutboundAuditFunction"]["Properties"]["Environment"]["Variables"]
+    separator, names = variables["FILTER_CALLER_IDENTITIES"]["Fn::Join"]
+    assert separator == ","
+    assert all(set(name) == {"Ref"} for name in names), names
+    named = {name["Ref"] for name in names}
+    assert "OutboundGatewayFunctionRole" in named
+    cfn = expand(raw_template())
+    senders = {
+        owner for owner, s in identity_statements(cfn) if any(a.lower().startswith("ses:send") for a in as_list(s.get("Action", [])))
+    }
+    assert named == senders
+    assert all(cfn["Resources"][name]["Type"] == "AWS::IAM::Role" for name in named)
+
+
 def rule_arns() -> list[str]:
     """The ARNs of this stack's receipt rules, as the template spells them (rule set and rule names)."""
     rule_set = resources("AWS::SES::ReceiptRuleSet")["InboundRuleSet"]["Properties"]["RuleSetName"]["Fn::Sub"]

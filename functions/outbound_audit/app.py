@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import field_validator
 
 from mailfilter.aws.decisions import DecisionLog
 from mailfilter.aws.directory_table import DynamoDirectory
@@ -24,15 +25,29 @@ class AuditSettings(PolicySettings):
     decisions_table: str
     decision_retention_days: int = 90
     log_addresses: bool = False
+    # The IAM identities whose sends are the filter's own, as SES names the caller in its
+    # `ses:caller-identity` auto-tag: the gateway's and the inbound filter's execution roles
+    # (template.yaml). Comma-separated; unset, every message is audited.
+    filter_caller_identities: tuple[str, ...] = ()
+
+    @field_validator("filter_caller_identities", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
 
 @cache
 def collaborators() -> dict[str, Any]:
     settings = AuditSettings.from_env()
+    if not settings.filter_caller_identities:
+        logger.warning("FILTER_CALLER_IDENTITIES is empty: the filter's own sends are audited like any other mail")
     return {
         "directory": DynamoDirectory(settings.directory_table),
         "policy": settings.load(),
         "decisions": DecisionLog(settings.decisions_table, retention_days=settings.decision_retention_days),
+        "filter_identities": frozenset(settings.filter_caller_identities),
         "log_addresses": settings.log_addresses,
     }
 

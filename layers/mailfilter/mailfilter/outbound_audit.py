@@ -1,28 +1,35 @@
-"""The audit of SES's own "Email Sent" events: mail that left without passing the gateway.
+"""The audit of SES's own "Email Sent" events: mail that left without passing the filter.
 
 SES has no pre-send hook, so an application that calls SES directly is only
-caught afterwards. For each such message the audit decides every destination
-exactly as the gateway would and records a `violation` for each one the
-rules would not have allowed (by the policy's action, so audit mode counts too).
+caught afterwards. Mail counts as the filter's own only when SES names one of
+the filter's execution roles as the caller (its `ses:caller-identity` auto-tag);
+nothing the sender writes (message tags, headers) is believed. For any other
+message the audit decides every destination exactly as the gateway would and
+records a `violation` for each one the rules would not have allowed (by the
+policy's action, so audit mode counts too). A destination that is not one clean
+address is recorded as a violation too, as SES gave it: no destination is dropped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from mailfilter.addresses import mask
+from mailfilter.addresses import mask, mask_in_text
 from mailfilter.directory import Directory
 from mailfilter.engine import evaluate
-from mailfilter.events.ses_sent import parse_email_sent_event, sent_message
+from mailfilter.events.ses_sent import parse_email_sent_event, read_sent_mail
 from mailfilter.metrics import CountMetric
-from mailfilter.model import Action
+from mailfilter.model import Action, Decision
 from mailfilter.policy.config import Policy
+from mailfilter.policy.decide import security_block
 from mailfilter.ports import DecisionRecorder
 
 VIOLATION = "violation"
+UNREADABLE_DESTINATION = "unreadable-destination"
 
 
 def audit_sent_email(
@@ -33,34 +40,59 @@ def audit_sent_email(
     decisions: DecisionRecorder,
     count: CountMetric,
     logger: Logger,
+    filter_identities: Collection[str] = (),
     log_addresses: bool = False,
 ) -> dict[str, Any]:
-    """Returns what was found; an event that is not an SES "Email Sent" event raises `EventError`."""
+    """Returns what was found; an event that is not an SES "Email Sent" event raises `EventError`.
+
+    `filter_identities` are the IAM identities (as SES writes them in `ses:caller-identity`) whose
+    sends are the filter's own: the gateway's and the inbound filter's execution roles. Empty,
+    every message is audited.
+    """
     sent = parse_email_sent_event(event)
-    message = sent_message(sent)
+    reading = read_sent_mail(sent)
+    message = reading.message
     logger.set_correlation_id(message.message_id)
-    if sent.passed_gateway:
+    if sent.sent_by(frozenset(filter_identities)):
         return {"message_id": message.message_id, "status": "passed-gateway", "violations": 0}
     verdict = evaluate(message, directory, policy)
-    violations = tuple(d for d in verdict.decisions if d.action is not Action.ALLOW)
+    unreadable = tuple(
+        security_block(item.destination, UNREADABLE_DESTINATION, _unreadable_reason(item.reason), None, verdict.classification, policy)
+        for item in reading.unreadable
+    )
+    violations = tuple(d for d in verdict.decisions if d.action is not Action.ALLOW) + unreadable
     if violations:
         decisions.record(replace(verdict, decisions=violations), kind=VIOLATION)
     cloud = verdict.classification.cloud.value
     for decision in violations:
         count("PolicyViolations", 1, decision.category.value, cloud)
-        logger.warning(
-            f"policy violation: mail sent around the gateway breaks rule {decision.rule}",
-            extra={
-                "message_id": message.message_id,
-                "rule": decision.rule,
-                "seed_rule": decision.seed_rule,
-                "action": decision.action.value,
-                "recipient": decision.recipient if log_addresses else mask(decision.recipient),
-                "customer": decision.customer,
-                "sender": message.sender,
-                "category": decision.category.value,
-                "cloud": cloud,
-                "reason": decision.reason,
-            },
-        )
+        _warn(logger, decision, message.message_id, message.sender, cloud, log_addresses=log_addresses)
     return {"message_id": message.message_id, "status": "audited", "violations": len(violations)}
+
+
+def _unreadable_reason(detail: str) -> str:
+    """The reason template of an unreadable destination; the detail may quote the destination, braces and all."""
+    escaped = detail.replace("{", "{{").replace("}", "}}")  # the template is str.format-ted with the customer's name
+    return (
+        f"SES sent this message to a destination that is not one clean address ({escaped}), "
+        "so the customer it reached cannot be looked up; it is recorded rather than dropped."
+    )
+
+
+def _warn(logger: Logger, decision: Decision, message_id: str, sender: str, cloud: str, *, log_addresses: bool) -> None:
+    logger.warning(
+        f"policy violation: mail sent around the gateway breaks rule {decision.rule}",
+        extra={
+            "message_id": message_id,
+            "rule": decision.rule,
+            "seed_rule": decision.seed_rule,
+            "action": decision.action.value,
+            "recipient": decision.recipient if log_addresses else mask(decision.recipient),
+            "customer": decision.customer,
+            "sender": sender,
+            "category": decision.category.value,
+            "cloud": cloud,
+            # An unreadable destination's reason may quote it.
+            "reason": decision.reason if log_addresses else mask_in_text(decision.reason),
+        },
+    )

@@ -1,11 +1,15 @@
 """SES "Email Sent" events from EventBridge: mail that left through SES, for the outbound audit.
 
-The gateway tags everything it sends (`GATEWAY_TAG`); SES copies message tags
-into the event, so the audit can tell mail that bypassed the gateway.
+Who sent a message is read from SES's own auto-tag `ses:caller-identity` (the
+IAM identity that called SES), never from a message tag or header: any SES
+caller can write those. The gateway still tags what it sends (`GATEWAY_TAG`)
+for dashboards and searches, but nothing here reads that tag.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from email.utils import getaddresses
 from typing import Literal
 
@@ -13,13 +17,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mailfilter.addresses import InvalidAddressError, normalise_address
 from mailfilter.events import EventError
-from mailfilter.events.send_request import CATEGORY_HEADER, CLOUD_HEADER, PRODUCT_HEADER
-from mailfilter.message import Declaration, Message
-from mailfilter.model import Direction, Source
+from mailfilter.message import Message
+from mailfilter.model import Direction
+from mailfilter.reading import UnreadableHeader, address_list, subject_text, values
 from mailfilter.validation import describe
 
-GATEWAY_TAG = "csp-mail-filter"  # SES message tag name; value GATEWAY_TAG_VALUE
+# The gateway's own message tag (`mailfilter.aws.mailer` sets it). Any SES caller can set a
+# tag of this name, so it is a label for dashboards and is never evidence of anything.
+GATEWAY_TAG = "csp-mail-filter"
 GATEWAY_TAG_VALUE = "gateway"
+
+# SES's auto-tag naming "the IAM identity of the SES user who sent the email", on every event
+# published through a configuration set. A caller's tag names allow only letters, digits, '_'
+# and '-' (SES's MessageTag), so no caller can write it; ses:feedback-id-a/-b are the exception.
+CALLER_IDENTITY_TAG = "ses:caller-identity"
+
+# An unreadable destination is recorded as SES gave it, cut to the longest address SMTP allows
+# (RFC 5321: 254 characters) so that a hostile value cannot bloat the record's key.
+MAX_RECORDED_DESTINATION = 254
 
 
 class _Lenient(BaseModel):
@@ -56,8 +71,31 @@ class EmailSentEvent(_Lenient):
     detail: SentDetail
 
     @property
-    def passed_gateway(self) -> bool:
-        return GATEWAY_TAG_VALUE in self.detail.mail.tags.get(GATEWAY_TAG, [])
+    def caller_identity(self) -> str | None:
+        """The IAM identity SES says called it (`ses:caller-identity`); None unless SES gave exactly one."""
+        found = self.detail.mail.tags.get(CALLER_IDENTITY_TAG, [])
+        return found[0] if len(found) == 1 and found[0] else None
+
+    def sent_by(self, identities: Collection[str]) -> bool:
+        """Whether SES names one of `identities` as the caller; a missing or ambiguous tag is no one's."""
+        caller = self.caller_identity
+        return caller is not None and caller in identities
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableDestination:
+    """A destination SES reports that is not one clean address: as given (trimmed and printable), and why."""
+
+    destination: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SentMailReading:
+    """An "Email Sent" event read for the audit: the message to decide, and every destination it could not read."""
+
+    message: Message  # its recipients are the readable destinations, normalised; there may be none
+    unreadable: tuple[UnreadableDestination, ...] = ()
 
 
 def parse_email_sent_event(data: object) -> EmailSentEvent:
@@ -67,26 +105,65 @@ def parse_email_sent_event(data: object) -> EmailSentEvent:
         raise EventError(f"not a valid SES 'Email Sent' event: {describe(error, root='(event)')}") from None
 
 
-def sent_message(event: EmailSentEvent) -> Message:
-    """Outbound: every destination is a customer side; headers declare only if the sender is a vendor identity."""
+def recorded_destination(destination: str) -> str:
+    """A destination as SES gave it, fit to be a record's key: non-printable characters as '?', at most 254 characters."""
+    printable = "".join(ch if ch.isprintable() else "?" for ch in destination)  # controls, format and separators
+    return printable[:MAX_RECORDED_DESTINATION] or "(empty)"
+
+
+def _destination(value: str) -> str:
+    """The one address a destination names, normalised; `UnreadableHeader` otherwise (parsed as a To header is)."""
+    try:
+        addresses = address_list(value, header="To")
+    except UnreadableHeader as error:
+        # address_list names the header it parsed as ("To ..."); here it is the destination.
+        text = str(error)
+        text = text.removeprefix("To: ") if text.startswith("To: ") else "the destination" + text.removeprefix("To")
+        raise UnreadableHeader(text) from None
+    if len(addresses) != 1:
+        raise UnreadableHeader(f"the destination names {len(addresses)} addresses, not one")
+    return addresses[0]
+
+
+def read_sent_mail(event: EmailSentEvent) -> SentMailReading:
+    """Every destination read with `mailfilter.reading`: readable ones to decide, the others kept with the reason.
+
+    Outbound, every destination is a customer side. There are no declarations: mail that went
+    around the gateway is read from its sender and subject only, so bypass mail cannot talk its
+    way past the audit with an X-Communication-Category header. An unusable sender raises `EventError`.
+    """
     mail = event.detail.mail
     try:
         from_pairs = getaddresses(mail.commonHeaders.header_from or [mail.source])
         sender = normalise_address(from_pairs[0][1] if from_pairs and from_pairs[0][1] else mail.source)
-        recipients = tuple(dict.fromkeys(normalise_address(address) for address in mail.destination))
     except InvalidAddressError as error:
-        raise EventError(f"SES 'Email Sent' event has an unusable address: {error}") from None
-    headers = {header.name.lower(): header.value for header in mail.headers}
-    return Message(
+        raise EventError(f"SES 'Email Sent' event has an unusable sender: {error}") from None
+    readable: dict[str, None] = {}
+    unreadable: dict[str, UnreadableDestination] = {}
+    for destination in mail.destination:
+        try:
+            readable[_destination(destination)] = None
+        except UnreadableHeader as error:
+            recorded = recorded_destination(destination)
+            unreadable.setdefault(recorded, UnreadableDestination(recorded, str(error)))
+    headers = [(header.name, header.value) for header in mail.headers]
+    if not values(headers, "Subject") and mail.commonHeaders.subject:
+        headers.append(("Subject", mail.commonHeaders.subject))
+    message = Message(
         message_id=mail.messageId,
         direction=Direction.OUTBOUND,
         sender=sender,
-        recipients=recipients,
-        subject=mail.commonHeaders.subject,
-        declaration=Declaration(
-            source=Source.HEADER,
-            category=headers.get(CATEGORY_HEADER.lower()),
-            product=headers.get(PRODUCT_HEADER.lower()),
-            cloud=headers.get(CLOUD_HEADER.lower()),
-        ),
+        recipients=tuple(readable),
+        subject=subject_text(headers),
     )
+    # A record's key is its recipient: an unreadable destination never shares one with a decided address.
+    return SentMailReading(message, tuple(item for key, item in unreadable.items() if key not in readable))
+
+
+def sent_message(event: EmailSentEvent) -> Message:
+    """The message an "Email Sent" event reports (`mailfilter explain`); an unreadable destination raises `EventError`."""
+    reading = read_sent_mail(event)
+    if reading.unreadable:
+        first = reading.unreadable[0]
+        raise EventError(f"SES 'Email Sent' event has an unusable destination {first.destination!r}: {first.reason}")
+    return reading.message
