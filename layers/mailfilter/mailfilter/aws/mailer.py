@@ -3,10 +3,10 @@
 The API is deliberately small. A `Mailer` sends a complete MIME message
 (`bytes`, built by `mailfilter.delivery`) to an explicit envelope, so Bcc
 recipients are reached without appearing in any header. Every message carries
-the gateway's SES message tag (`GATEWAY_TAG`), which the outbound audit uses
-to tell filtered mail from mail that went around the filter, and is sent
+the gateway's SES message tag (`GATEWAY_TAG`) for dashboards, and is sent
 through the configuration set when one is given (the set that publishes
-"Email Sent" events).
+"Email Sent" events). The outbound audit does not believe the tag, which any
+SES caller can set: it knows the filter's sends by SES's `ses:caller-identity`.
 
 Throttling and transient errors are retried by botocore (the client from
 `mailfilter.aws.clients`, retry mode "standard"); whatever still fails is
