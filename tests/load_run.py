@@ -62,6 +62,10 @@ ACCOUNT, REGION = "123456789012", "us-east-1"
 BUCKET = "csp-mail-filter-mail"
 FILTER_FROM = "mail-filter@vendor.example"
 VENDOR_SENDERS = ("notices@vendor.example", "billing@vendor.example", "status@vendor.example", "news@vendor.example")
+# The oracle's own copy of the default policy's sender map and category order: every source is
+# heard and the most restrictive category wins, so a declaration never lowers the sender's category.
+SENDER_CATEGORY = {"billing@vendor.example": "subscription", "status@vendor.example": "service-incident", "news@vendor.example": "product"}
+MOST_RESTRICTIVE_FIRST = ("subscription", "product", "general", "operational", "service-incident")
 CLOUDS = ("commercial", "usgov", "germany")
 CATEGORIES = ("subscription", "service-incident", "operational", "product", "general")
 PRODUCTS = (None, "azure", "microsoft-365", "dynamics-365")
@@ -227,9 +231,10 @@ def generate_outbound(
         for recipient in recipients:
             rng.choice((to, to, cc, bcc)).append(recipient)
         message_id = f"lout-{n:06d}"
+        sender = rng.choice(VENDOR_SENDERS)
         request: dict[str, Any] = {
             "message_id": message_id,
-            "from": rng.choice(VENDOR_SENDERS),
+            "from": sender,
             "to": to,
             "cc": cc,
             "bcc": bcc,
@@ -240,7 +245,9 @@ def generate_outbound(
         }
         if product:
             request["product"] = product
-        expected = {r: oracle(customer_of(customers, cloud, r), category, product) for r in recipients}
+        heard = [category, SENDER_CATEGORY.get(sender, category)]
+        effective = min(heard, key=MOST_RESTRICTIVE_FIRST.index)
+        expected = {r: oracle(customer_of(customers, cloud, r), effective, product) for r in recipients}
         messages.append(Outbound(message_id, request, expected))
     return messages
 
