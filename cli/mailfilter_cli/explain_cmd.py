@@ -23,6 +23,7 @@ from mailfilter.directory.memory import InMemoryDirectory
 from mailfilter.engine import evaluate
 from mailfilter.events import EventError
 from mailfilter.events.detect import messages_from_event
+from mailfilter.events.send_request import decode_json
 from mailfilter.model import Verdict
 from mailfilter.policy.config import Policy, PolicyFileError, load_policy
 
@@ -37,7 +38,7 @@ def event_files(paths: tuple[Path, ...]) -> list[Path]:
 
 def read_event(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return decode_json(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # a number too long or nesting too deep too
         raise click.ClickException(f"{path}: cannot read the event: {_one_line(error)}") from None
 

@@ -55,3 +55,4 @@ class Message:
     declarations: tuple[Declaration, ...] = ()
     authentication: Authentication | None = None  # inbound only
     unreadable: str | None = None
+    identities: tuple[str, ...] = ()  # outbound: the addresses of the From and Sender headers, beside `sender`

@@ -34,6 +34,7 @@ from mailfilter.directory import Directory
 from mailfilter.directory.records import Address
 from mailfilter.directory.view import CustomerMatch
 from mailfilter.engine import evaluate
+from mailfilter.events.send_request import decode_json
 from mailfilter.metrics import CountMetric, uncounted
 from mailfilter.model import Action, Cloud, Decision, Direction, Verdict
 from mailfilter.outbound_request import OutboundRequest, RefusedRequest, read_send_request
@@ -113,9 +114,10 @@ class OutboundGateway:
     def handle(self, body: str, *, fallback_id: str = "") -> dict[str, Any]:
         """Process one queue message body. Invalid requests are recorded and return normally (no retry)."""
         try:
-            data = json.loads(body)
-        except (ValueError, RecursionError) as error:  # not JSON, nested too deep, or a number too long to read
-            return self._reject(fallback_id, None, f"the queue message body is not JSON: {error}")
+            data = decode_json(body)
+        except (ValueError, RecursionError) as error:  # not JSON, nested too deep, a number too long, a key twice
+            loose = _loose_json(body)  # only to record the refusal where the sender looks for it
+            return self._reject(_given_id(loose, fallback_id), loose, f"the queue message body is not JSON: {error}")
         try:
             reading = read_send_request(data, self.policy)
         except RefusedRequest as error:
@@ -228,6 +230,13 @@ def _partner_contacts(blocked: Sequence[Decision], matches: Mapping[str, Custome
         if found:
             contacts[decision.recipient] = found
     return contacts
+
+
+def _loose_json(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _given_id(data: Any, fallback: str) -> str:

@@ -9,7 +9,8 @@ raw message), never from a request field that the delivered message contradicts:
   otherwise is refused, and so are two Subject headers;
 - declarations are the request's fields and every declaring header of the message,
   all heard (the most restrictive category wins); a cloud declared twice differently is refused;
-- From and Sender name vendor identities only.
+- From and Sender name vendor identities only, and the sender map hears each of them
+  beside the request's `from` (a raw From of billing@ is billing mail, whoever sends it).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def _read(request: SendRequest, policy: Policy) -> OutboundRequest:
     except CompositionError as error:
         raise RefusedRequest(str(error)) from None
     headers = [(name, str(value)) for name, value in original.raw_items()]
-    _check_identities(headers, policy)
+    identities = _identities(headers, policy)
     _check_subject(request, headers)
     declarations = (
         Declaration(
@@ -90,11 +91,13 @@ def _read(request: SendRequest, policy: Policy) -> OutboundRequest:
         recipients=request.recipients,
         subject=subject_text(headers),
         declarations=declarations,
+        identities=identities,
     )
     return OutboundRequest(request, original, message)
 
 
-def _check_identities(headers: list[tuple[str, str]], policy: Policy) -> None:
+def _identities(headers: list[tuple[str, str]], policy: Policy) -> tuple[str, ...]:
+    """The addresses of the From and Sender headers: vendor identities only, or the request is refused."""
     claimed: list[str] = []
     for name in ("From", "Sender"):
         for value in values(headers, name):
@@ -105,6 +108,7 @@ def _check_identities(headers: list[tuple[str, str]], policy: Policy) -> None:
     strangers = [address for address in claimed if not policy.is_vendor_identity(address)]
     if strangers or not claimed:
         raise RefusedRequest(f"the message's From or Sender header ({', '.join(strangers) or 'none'}) is not a vendor identity")
+    return tuple(dict.fromkeys(claimed))
 
 
 def _check_subject(request: SendRequest, headers: list[tuple[str, str]]) -> None:

@@ -60,6 +60,21 @@ def decoded(value: str) -> str:
         return value
 
 
+def hides_a_line_break(value: str) -> bool:
+    """An encoded word that decodes to a line break or control character (`=?utf-8?q?x=0D=0ABcc:...?=`).
+
+    Harmless on the wire, but a mail program that decodes and re-writes the header would
+    break it in two; decoded as Python's own mail parser decodes it, lenient about broken words.
+    """
+    if "=?" not in value:
+        return False
+    try:
+        shown = str(email_policy.default.header_factory("X-Check", value))
+    except Exception:  # whatever a parser makes of it, it is not kept as written
+        return True
+    return any(ord(ch) < 32 or ch in "\x7f\x85\u2028\u2029" for ch in shown)
+
+
 def pattern_text(value: str) -> str:
     """The text that classification patterns read: decoded, NFKC, without marks, invisibles or line breaks."""
     text = unicodedata.normalize("NFKD", decoded(value))
@@ -140,19 +155,22 @@ def subject_text(headers: Iterable[tuple[str, str]]) -> str:
     return " ".join(pattern_text(value) for value in values(headers, "Subject")).strip()
 
 
-# Scripts whose letters pass for Latin ones ("invоice" with a Cyrillic o): a word that mixes
+# Scripts whose letters pass for Latin ones ("inv\u043eice" has a Cyrillic o): a word that mixes
 # Latin with one of them hides from every pattern, so the classifier treats it as evasion.
+# Latin letters that NFKC leaves alone but that nobody writes in business mail except to look
+# like plain ones: IPA and phonetic letters, small capitals ("\u026a\u0274\u1d20\u1d0f\u026a\u1d04\u1d07").
 _LOOKALIKE_SCRIPTS = ("CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE")
+_PHONETIC_LETTERS = re.compile("[\u0250-\u02ff\u1d00-\u1dbf\ua720-\ua7ff\uab30-\uab6f]")
 _WORD = re.compile(r"\w+")
 
 
 def disguised_words(text: str) -> list[str]:
-    """The words of a pattern text that mix Latin letters with letters of a lookalike script."""
+    """The words of a pattern text that no pattern can read as written: mixed-script or phonetic lookalikes."""
     found = []
     for word in _WORD.findall(text):
         if word.isascii():
             continue
         scripts = {unicodedata.name(ch, "").split(" ", 1)[0] for ch in word if ch.isalpha()}
-        if "LATIN" in scripts and scripts.intersection(_LOOKALIKE_SCRIPTS):
+        if ("LATIN" in scripts and scripts.intersection(_LOOKALIKE_SCRIPTS)) or _PHONETIC_LETTERS.search(word):
             found.append(word)
     return found

@@ -20,12 +20,12 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from email import policy as email_policy
 from email.header import Header
 from email.utils import formataddr
 
 from mailfilter.delivery.mime import header_safe
 from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES
+from mailfilter.reading import hides_a_line_break
 
 MAX_LINE = 998  # RFC 5322's limit for one header line
 
@@ -206,28 +206,15 @@ def _field(name: str, value: str | bytes, newline: bytes) -> bytes:
         # A lone CR (or LF) is a line break to some readers and not to others: a space, never copied.
         lines = [_LONE_BREAK.sub(b" ", line) for line in re.split(rb"\r\n|\n(?=[ \t])", value)]
         fits = all(len(line) <= MAX_LINE - len(name) - 2 for line in lines)
-        if value.isascii() and b"\x00" not in value and fits and not _hides_a_line_break(value.decode("ascii")):
+        if value.isascii() and b"\x00" not in value and fits and not hides_a_line_break(value.decode("ascii")):
             return name.encode("ascii") + b": " + newline.join(lines) + newline
         value = _text(value)
-    if _hides_a_line_break(value):
+    if hides_a_line_break(value):
         value = header_safe(value)  # decoded and kept as one line of text
     value = value.replace("\r", " ").replace("\n", " ").replace("\x00", "")
     charset = "us-ascii" if value.isascii() else "utf-8"
     encoded = Header(value, charset, header_name=name).encode(linesep=newline.decode("ascii"))
     return f"{name}: {encoded}".encode("ascii") + newline
-
-
-def _hides_a_line_break(value: str) -> bool:
-    """An RFC 2047 encoded word that decodes to a control character (`=?utf-8?q?x=0D=0ABcc:...?=`):
-    harmless on the wire, but a mail program that decodes and re-writes the header would break it in two.
-    Decoded as Python's own mail parser decodes it, which is lenient about broken words."""
-    if "=?" not in value:
-        return False
-    try:
-        decoded = str(email_policy.default.header_factory("X-Check", value))
-    except Exception:  # whatever a parser makes of it, it is not kept as written
-        return True
-    return any(ord(ch) < 32 or ch in "\x7f\x85\u2028\u2029" for ch in decoded)
 
 
 def _notice_text(notice: ForwardNotice) -> str:

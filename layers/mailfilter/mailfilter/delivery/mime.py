@@ -23,6 +23,7 @@ from email.parser import BytesParser
 from mailfilter.addresses import InvalidAddressError, normalise_address
 from mailfilter.events.send_request import SendRequest
 from mailfilter.model import Action, Decision, Verdict
+from mailfilter.reading import hides_a_line_break
 
 # Headers the gateway composes itself; a request may not set them through `headers`.
 RESERVED_HEADERS = frozenset(
@@ -83,6 +84,16 @@ def _depth(message: EmailMessage) -> int:
     return deepest
 
 
+def _defuse_hidden_line_breaks(message: EmailMessage) -> None:
+    """A raw header whose encoded words decode to a line break is kept as one line of its decoded text."""
+    hostile = {name.lower() for name, value in message.raw_items() if isinstance(value, str) and hides_a_line_break(value)}
+    for name in hostile:
+        values = [(key, value) for key, value in message.raw_items() if key.lower() == name]
+        del message[name]
+        for key, value in values:
+            message[key] = header_safe(value) if hides_a_line_break(value) else re.sub(r"\r?\n", "", value)
+
+
 def compose_original(request: SendRequest) -> EmailMessage:
     """The message as the sender asked for it, every recipient in its header (Bcc excepted)."""
     if request.raw is not None:
@@ -103,6 +114,7 @@ def compose_original(request: SendRequest) -> EmailMessage:
         if not isinstance(message, EmailMessage):  # pragma: no cover - policy.default always builds one
             raise CompositionError("raw is not a MIME message")
         del message["Bcc"]
+        _defuse_hidden_line_breaks(message)
         if message["From"] is None:
             message["From"] = request.sender
         return message

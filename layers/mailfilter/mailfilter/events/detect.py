@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from mailfilter.events import EventError
+from mailfilter.events.send_request import decode_json
 from mailfilter.events.ses_receipt import parse_receipt_event, receipt_message
 from mailfilter.events.ses_sent import parse_email_sent_event, sent_message
 from mailfilter.message import Message
@@ -46,6 +46,6 @@ def _json_body(record: Any) -> Any:
     if not isinstance(body, str):
         raise EventError("SQS record has no string body")
     try:
-        return json.loads(body)
+        return decode_json(body)
     except (ValueError, RecursionError) as error:  # not JSON, nested too deep, or a number too long to read
         raise EventError(f"SQS record {record.get('messageId', '?')}: body is not JSON: {error}") from None

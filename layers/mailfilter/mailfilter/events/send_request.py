@@ -105,3 +105,22 @@ def parse_send_request(data: Any) -> SendRequest:
         return SendRequest.model_validate(data)
     except ValidationError as error:
         raise EventError(f"invalid send request: {describe(error, root='(request)')}") from None
+
+
+def decode_json(text: str) -> Any:
+    """JSON as the gateway reads a queue body: a key given twice in one object is refused.
+
+    Readers disagree about duplicate keys (Python keeps the last, others the first), so a
+    request with two `category` keys could mean one thing to its author and another here.
+    Raises ValueError (and RecursionError for nesting too deep), like `json.loads`.
+    """
+    return json.loads(text, object_pairs_hook=_unique_keys)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"the key {twice!r} is given twice in one object; give each key once")
+    return result

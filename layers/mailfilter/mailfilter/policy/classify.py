@@ -40,15 +40,17 @@ def trusted_declarations(message: Message, policy: Policy) -> tuple[Declaration,
 def classify(message: Message, policy: Policy) -> Classification:
     """Every trusted source is heard; the most restrictive category wins (`policy.category_order`)."""
     declared = trusted_declarations(message, policy)
-    sender = policy.sender_map.get(message.sender) if message.direction is Direction.OUTBOUND else None
+    senders = []
+    if message.direction is Direction.OUTBOUND:  # every vendor address the message shows is heard
+        addresses = dict.fromkeys((message.sender, *message.identities))
+        senders = [policy.sender_map[a] for a in addresses if a in policy.sender_map]
     evidence: list[Evidence] = []
 
     for declaration in declared:
         category = _enum_or_none(Category, declaration.category)
         if category is not None:
             evidence.append(Evidence("category", category, declaration.source))
-    if sender is not None:
-        evidence.append(Evidence("category", sender.category, Source.SENDER_MAP))
+    evidence += [Evidence("category", sender.category, Source.SENDER_MAP) for sender in senders]
     evidence += [Evidence("category", c, Source.SUBJECT) for pattern, c in policy.compiled_subjects if pattern.search(message.subject)]
     if disguised_words(message.subject):  # a word no pattern can read is taken at its most restrictive
         evidence.append(Evidence("category", policy.category_order[0], Source.SUBJECT))
@@ -57,16 +59,14 @@ def classify(message: Message, policy: Policy) -> Classification:
         product = pattern_text(declaration.product or "").lower()
         if product:
             evidence.append(Evidence("product", product, declaration.source))
-    if sender is not None and sender.product is not None:
-        evidence.append(Evidence("product", sender.product, Source.SENDER_MAP))
+    evidence += [Evidence("product", sender.product, Source.SENDER_MAP) for sender in senders if sender.product is not None]
     evidence += [Evidence("product", p, Source.SUBJECT) for pattern, p in policy.compiled_products if pattern.search(message.subject)]
 
     for declaration in declared:
         cloud = _enum_or_none(Cloud, declaration.cloud)
         if cloud is not None:
             evidence.append(Evidence("cloud", cloud, declaration.source))
-    if sender is not None and sender.cloud is not None:
-        evidence.append(Evidence("cloud", sender.cloud, Source.SENDER_MAP))
+    evidence += [Evidence("cloud", sender.cloud, Source.SENDER_MAP) for sender in senders if sender.cloud is not None]
 
     categories = [e for e in evidence if e.kind == "category"]
     if categories:
