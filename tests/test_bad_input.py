@@ -33,7 +33,7 @@ from mailfilter.directory.load import DirectoryFileError
 from mailfilter.directory.memory import InMemoryDirectory
 from mailfilter.engine import evaluate
 from mailfilter.events import EventError
-from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES, parse_send_request
+from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES, decode_json, parse_send_request
 from mailfilter.events.ses_receipt import parse_receipt_event, receipt_message
 from mailfilter.outbound import _given_id
 from mailfilter.outbound_request import RefusedRequest, read_send_request
@@ -78,9 +78,12 @@ def gateway(outbound: Harness) -> Any:
 
 def expected_id(body: str, fallback: str) -> str:
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):  # as the gateway reads it: not JSON, too deep, or a number too long
-        return fallback
+        data = decode_json(body)
+    except (ValueError, RecursionError):  # as the gateway reads it: not JSON, too deep, a number too long, a key twice
+        try:
+            return _given_id(json.loads(body), fallback)
+        except (ValueError, RecursionError):
+            return fallback
     try:
         return parse_send_request(data).effective_message_id
     except (EventError, RecursionError):
