@@ -77,6 +77,26 @@ def test_an_empty_message_cannot_be_forwarded():
 
 
 def test_header_block_without_body_and_bare_lf_line_endings_are_read():
-    fields, body, newline = split_message(b"From: a@b.example\nSubject: x\n folded\n\nbody\n")
-    assert [f.key for f in fields] == ["from", "subject"]
-    assert (body, newline) == (b"body\n", b"\n")
+    message = split_message(b"From: a@b.example\nSubject: x\n folded\n\nbody\n")
+    assert [f.key for f in message.fields] == ["from", "subject"]
+    assert (message.body, message.newline) == (b"body\n", b"\n")
+
+
+def test_a_header_block_without_a_blank_line_ends_at_the_first_line_that_is_not_a_header():
+    raw = b"From: it@contoso.com\nTo: billing@vendor.example\nSubject: invoice question\nPlease resend invoice 42.\n"
+    message = split_message(raw)
+    assert [f.key for f in message.fields] == ["from", "to", "subject"]
+    assert message.body == b"Please resend invoice 42.\n"
+    forwarded = forward_message(raw, NOTICE)
+    assert b"Please resend invoice 42." in forwarded
+    assert message_from_bytes(forwarded, policy=default).get_payload()[1].get_payload() == "Please resend invoice 42.\n"
+
+
+def test_fields_that_ses_takes_as_written_are_forwarded_byte_for_byte():
+    long_value = b"<https://vendor.example/" + b"x" * 120 + b">"
+    kept = [b"Subject:   spaced\r\n\tfolded\r\n", b"X-Long: " + long_value + b"\r\n", b"Thread-Topic: t\r\n"]
+    raw = b"From: cfo@tailspintoys.com\r\n" + b"".join(kept) + b"\r\nbody\r\n"
+    forwarded = forward_message(raw, NOTICE)
+    for field in kept:
+        assert field in forwarded
+    assert b"X-Original-From: cfo@tailspintoys.com\r\n" in forwarded

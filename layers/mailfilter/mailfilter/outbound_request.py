@@ -16,10 +16,9 @@ raw message), never from a request field that the delivered message contradicts:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import Any
 
-from mailfilter.delivery.mime import CompositionError, compose_original
+from mailfilter.delivery.mime import CompositionError, Original, compose_original
 from mailfilter.events import EventError
 from mailfilter.events.send_request import SendRequest, parse_send_request
 from mailfilter.message import Declaration, Message
@@ -43,7 +42,7 @@ class RefusedRequest(EventError):  # noqa: N818 - reads as the condition callers
 @dataclass(frozen=True, slots=True)
 class OutboundRequest:
     request: SendRequest
-    original: EmailMessage  # what the sender asked to send, every recipient in its header (Bcc excepted)
+    original: Original  # what the sender asked to send, as bytes and as parsed
     message: Message  # what the core decides on, read from `original`
 
 
@@ -69,7 +68,7 @@ def _read(request: SendRequest, policy: Policy) -> OutboundRequest:
         original = compose_original(request)
     except CompositionError as error:
         raise RefusedRequest(str(error)) from None
-    headers = [(name, str(value)) for name, value in original.raw_items()]
+    headers = original.raw.items()  # read from the bytes that are delivered
     identities = _identities(headers, policy)
     _check_subject(request, headers)
     declarations = (

@@ -16,7 +16,6 @@ Only the header block is read, as bytes, so non-UTF-8 headers are re-encoded
 from __future__ import annotations
 
 import base64
-import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,10 +23,9 @@ from email.header import Header
 from email.utils import formataddr
 
 from mailfilter.delivery.mime import header_safe
+from mailfilter.delivery.raw import MAX_LINE, HeaderField, split_message
 from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES
 from mailfilter.reading import hides_a_line_break
-
-MAX_LINE = 998  # RFC 5322's limit for one header line
 
 # Fields that SES rejects when repeated (docs: "Amazon SES header fields"). A kept field is kept once.
 SES_SINGLE_FIELDS = frozenset(
@@ -129,8 +127,6 @@ DROPPED = frozenset(
 )
 DROPPED_PREFIXES = ("x-original-", "x-mailfilter-", "x-ses-")
 
-_FIELD_NAME = re.compile(rb"^[!-9;-~]+$")  # printable ASCII except ':' (RFC 5322 ftext)
-_LONE_BREAK = re.compile(rb"[\r\n]")
 
 
 class ForwardError(ValueError):
@@ -155,66 +151,35 @@ class ForwardNotice:
     customer_name: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class HeaderField:
-    name: bytes  # as written
-    value: bytes  # raw, folding included, without the final line break
-
-    @property
-    def key(self) -> str:
-        return self.name.decode("ascii").lower()
-
-
-def split_message(raw: bytes) -> tuple[list[HeaderField], bytes, bytes]:
-    """(header fields, body, line break) of a raw message; unusable header lines are skipped."""
-    crlf, lf = raw.find(b"\r\n\r\n"), raw.find(b"\n\n")
-    if raw.startswith((b"\r\n", b"\n")):
-        head, body = b"", raw[2 if raw.startswith(b"\r\n") else 1 :]
-    elif crlf != -1 and (lf == -1 or crlf < lf):
-        head, body = raw[:crlf], raw[crlf + 4 :]
-    elif lf != -1:
-        head, body = raw[:lf], raw[lf + 2 :]
-    else:
-        head, body = raw, b""
-    newline = b"\r\n" if b"\r\n" in (head or raw[:1000]) else b"\n"
-
-    fields: list[HeaderField] = []
-    for line in re.split(rb"\r?\n", head) if head else []:
-        if line[:1] in (b" ", b"\t") and fields:
-            last = fields[-1]
-            fields[-1] = HeaderField(last.name, last.value + newline + line)
-            continue
-        name, colon, value = line.partition(b":")
-        name = name.rstrip(b" \t")
-        if colon and _FIELD_NAME.match(name):
-            fields.append(HeaderField(name, value.lstrip(b" \t")))
-        # else: an mbox "From " line or garbage; a header that cannot be named is not passed on
-    return fields, body, newline
-
-
-def _text(value: bytes) -> str:
-    unfolded = re.sub(rb"\r?\n(?=[ \t])", b"", value).replace(b"\x00", b"")
-    try:
-        return unfolded.decode("utf-8")
-    except UnicodeDecodeError:
-        return unfolded.decode("latin-1")  # every byte decodes; better a wrong accent than a lost header
-
-
-def _field(name: str, value: str | bytes, newline: bytes) -> bytes:
-    """One header line, folded and encoded so that SES accepts it and nothing can be injected."""
-    if isinstance(value, bytes):
-        # A lone CR (or LF) is a line break to some readers and not to others: a space, never copied.
-        lines = [_LONE_BREAK.sub(b" ", line) for line in re.split(rb"\r\n|\n(?=[ \t])", value)]
-        fits = all(len(line) <= MAX_LINE - len(name) - 2 for line in lines)
-        if value.isascii() and b"\x00" not in value and fits and not hides_a_line_break(value.decode("ascii")):
-            return name.encode("ascii") + b": " + newline.join(lines) + newline
-        value = _text(value)
+def _field(name: str, value: str, newline: bytes) -> bytes:
+    """One header line the filter writes, folded and encoded so that SES accepts it and nothing can be injected."""
     if hides_a_line_break(value):
         value = header_safe(value)  # decoded and kept as one line of text
     value = value.replace("\r", " ").replace("\n", " ").replace("\x00", "")
     charset = "us-ascii" if value.isascii() else "utf-8"
     encoded = Header(value, charset, header_name=name).encode(linesep=newline.decode("ascii"))
     return f"{name}: {encoded}".encode("ascii") + newline
+
+
+def _passed_on(field: HeaderField, name: str, newline: bytes) -> bytes:
+    """A customer's field under `name`: byte for byte where SES takes it so, else one line of its text, re-encoded.
+
+    Re-encoded: non-ASCII or NUL bytes, a line over 998 characters, other line breaks than the
+    message's, and encoded words that decode to a line break.
+    """
+    raw = field.raw
+    lines = raw[: -len(newline)].split(newline) if raw.endswith(newline) else [raw]
+    as_written = (
+        raw.endswith(newline)
+        and raw.isascii()
+        and b"\x00" not in raw
+        and not any(b"\r" in line or b"\n" in line for line in lines)
+        and all(len(line) <= MAX_LINE for line in lines)
+        and not hides_a_line_break(field.text())
+    )
+    if as_written:
+        return raw if name == field.name else name.encode("ascii") + b": " + field.value + newline
+    return _field(name, field.text().replace("\x00", ""), newline)
 
 
 def _notice_text(notice: ForwardNotice) -> str:
@@ -246,14 +211,14 @@ def _renamed_and_kept(fields: Iterable[HeaderField], newline: bytes) -> tuple[li
         if key in DROPPED or key.startswith(DROPPED_PREFIXES):
             continue
         if key in RENAMED:
-            top.append(_field("X-Original-" + field.name.decode("ascii"), field.value, newline))
+            top.append(_passed_on(field, "X-Original-" + field.name, newline))
             continue
         if key in SES_SINGLE_FIELDS:
             if key in seen:
                 continue
             seen.add(key)
         target = content if key.startswith("content-") else top
-        target.append(_field(field.name.decode("ascii"), field.value, newline))
+        target.append(_passed_on(field, field.name, newline))
     return top, content
 
 
@@ -261,7 +226,8 @@ def forward_message(raw: bytes, notice: ForwardNotice, *, max_bytes: int = SES_M
     """The message to send to the partner: rewritten headers, a notice, the original body intact."""
     if not notice.partner_contacts:
         raise ForwardError("no partner contact to forward to")
-    fields, body, nl = split_message(raw)
+    message = split_message(raw)
+    fields, body, nl = message.fields, message.body, message.newline
     if not fields and not body:
         raise ForwardError("the stored message is empty")
     kept, content = _renamed_and_kept(fields, nl)

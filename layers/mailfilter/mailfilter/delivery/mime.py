@@ -1,16 +1,20 @@
-"""MIME for outbound delivery, built with the standard library's `email` package.
+"""MIME for outbound delivery: the original as bytes, and the copies and notices made from it.
 
-Every header value the filter writes goes through `header_safe`, and
-`EmailMessage` RFC 2047-encodes anything that is not ASCII, so neither a
-customer name nor a subject can inject a header. Messages are serialised with
-`email.policy.SMTP` (CRLF line ends, as SES expects for raw content).
+The original is composed once (a request's fields, with the standard library's
+`email` package) or taken as given (`raw`), then kept as bytes
+(`mailfilter.delivery.raw`): copies change only the header fields the filter
+means to change, and never re-serialise the rest, so DKIM signatures,
+List-Unsubscribe and every other field and the body leave as they came.
+Every header value the filter writes goes through `header_safe` and is
+RFC 2047-encoded where it is not ASCII, so neither a customer name nor a
+subject can inject a header.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
 import re
+import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from email import policy as email_policy
@@ -21,6 +25,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 
 from mailfilter.addresses import InvalidAddressError, normalise_address
+from mailfilter.delivery.raw import HeaderField, RawMessage, address_field, new_field, split_message
 from mailfilter.events.send_request import SendRequest
 from mailfilter.model import Action, Decision, Verdict
 from mailfilter.reading import hides_a_line_break
@@ -84,40 +89,50 @@ def _depth(message: EmailMessage) -> int:
     return deepest
 
 
-def _defuse_hidden_line_breaks(message: EmailMessage) -> None:
-    """A raw header whose encoded words decode to a line break is kept as one line of its decoded text."""
-    hostile = {name.lower() for name, value in message.raw_items() if isinstance(value, str) and hides_a_line_break(value)}
-    for name in hostile:
-        values = [(key, value) for key, value in message.raw_items() if key.lower() == name]
-        del message[name]
-        for key, value in values:
-            message[key] = header_safe(value) if hides_a_line_break(value) else re.sub(r"\r?\n", "", value)
+@dataclass(frozen=True, slots=True)
+class Original:
+    """The message as the sender asked for it: the bytes every copy is made from, and how Python's parser reads them."""
+
+    raw: RawMessage  # as it is delivered, every recipient in its header (Bcc excepted)
+    parsed: EmailMessage  # the same bytes, parsed: the MIME structure and what the classifier reads
 
 
-def compose_original(request: SendRequest) -> EmailMessage:
-    """The message as the sender asked for it, every recipient in its header (Bcc excepted)."""
+def _defused(raw: RawMessage) -> RawMessage:
+    """A field whose encoded words decode to a line break is kept as one line of its decoded text."""
+    fields = [
+        new_field(field.name, header_safe(field.text()), raw.newline) if hides_a_line_break(field.text()) else field
+        for field in raw.fields
+    ]
+    return RawMessage(tuple(fields), raw.body, raw.newline, raw.separator)
+
+
+def _parsed(data: bytes) -> EmailMessage:
+    try:
+        message = BytesParser(policy=email_policy.default).parsebytes(data)
+    except RecursionError:
+        raise CompositionError(f"raw nests MIME parts more than {MAX_MIME_DEPTH} levels deep") from None
+    if _depth(message) > MAX_MIME_DEPTH:
+        raise CompositionError(f"raw nests MIME parts more than {MAX_MIME_DEPTH} levels deep")
+    if not isinstance(message, EmailMessage):  # pragma: no cover - policy.default always builds one
+        raise CompositionError("raw is not a MIME message")
+    return message
+
+
+def compose_original(request: SendRequest) -> Original:
+    """The message as the sender asked for it: `raw` as given (Bcc removed), or composed from the request's fields."""
     if request.raw is not None:
         data = base64.b64decode(request.raw)
         if b"\x00" in data:
             raise CompositionError("raw contains NUL bytes, which no mail may carry; encode binary parts in base64")
-        head = data.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+        raw = split_message(data)
         try:
-            head.decode("utf-8")
+            b"".join(field.raw for field in raw.fields).decode("utf-8")
         except UnicodeDecodeError:
             raise CompositionError("raw's headers are not text: non-ASCII header values must be RFC 2047 encoded") from None
-        try:
-            message = BytesParser(policy=email_policy.default).parsebytes(data)
-        except RecursionError:
-            raise CompositionError(f"raw nests MIME parts more than {MAX_MIME_DEPTH} levels deep") from None
-        if _depth(message) > MAX_MIME_DEPTH:
-            raise CompositionError(f"raw nests MIME parts more than {MAX_MIME_DEPTH} levels deep")
-        if not isinstance(message, EmailMessage):  # pragma: no cover - policy.default always builds one
-            raise CompositionError("raw is not a MIME message")
-        del message["Bcc"]
-        _defuse_hidden_line_breaks(message)
-        if message["From"] is None:
-            message["From"] = request.sender
-        return message
+        raw = _defused(raw).without(["Bcc"])
+        if not raw.all("From"):
+            raw = raw.replacing("From", [address_field("From", request.sender, raw.newline)])
+        return Original(raw, _parsed(bytes(raw)))
     reserved = sorted(name for name in request.headers if name.lower() in RESERVED_HEADERS)
     if reserved:
         raise CompositionError(f"headers {reserved} are composed by the gateway; use the request's fields instead")
@@ -136,7 +151,8 @@ def compose_original(request: SendRequest) -> EmailMessage:
             message.add_alternative(request.html, subtype="html", cte="quoted-printable")
     else:
         message.set_content(request.html or "", subtype="html", cte="quoted-printable")
-    return message
+    data = message.as_bytes(policy=email_policy.SMTP)
+    return Original(split_message(data), message)
 
 
 # Headers that name recipients: a copy keeps only the addresses its reader may see.
@@ -145,44 +161,53 @@ NARROWED_HEADERS = ("To", "Cc", "Resent-To", "Resent-Cc")
 HIDDEN_HEADERS = ("Bcc", "Resent-Bcc", "Apparently-To", "Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To")
 
 
-def _kept(headers: Sequence[object], fallback: Sequence[str], visible: Collection[str]) -> list[HeaderAddress | str]:
-    """The headers' addresses that are visible, display names kept, then the request's visible ones they lacked."""
-    kept: list[HeaderAddress | str] = []
+def _narrowed(fields: Sequence[HeaderField], fallback: Sequence[str], visible: Collection[str], newline: bytes) -> list[HeaderField]:
+    """The fields of one recipient header as `visible` may see them.
+
+    A field that names only visible addresses is kept byte for byte; otherwise one field with
+    its visible addresses (display names kept) is written, followed by the request's visible
+    recipients the header lacked. Nothing is written when nothing is left.
+    """
+    kept: list[str] = []
     present: set[str] = set()
-    for header in headers:
-        for address in getattr(header, "addresses", ()):
+    changed = False
+    for field in fields:
+        parsed = email_policy.default.header_factory(field.name, field.text())
+        for address in getattr(parsed, "addresses", ()):
             try:
                 normalised = normalise_address(address.addr_spec)
             except InvalidAddressError:
-                continue  # an address that cannot be read is nobody's to see
+                normalised = None  # an address that cannot be read is nobody's to see
             if normalised in visible and normalised not in present:
-                kept.append(address)
+                # An address written in Unicode (a full-width stop) is written as delivered: normalised.
+                kept.append(str(address) if address.addr_spec.isascii() else str(HeaderAddress(address.display_name, addr_spec=normalised)))
                 present.add(normalised)
-    kept.extend(a for a in fallback if a in visible and a not in present)
-    return kept
+            else:
+                changed = True
+    missing = [a for a in fallback if a in visible and a not in present]
+    if not changed and not missing:
+        return list(fields)
+    kept += missing
+    return [address_field(fields[0].name if fields else "To", ", ".join(kept), newline)] if kept else []
 
 
-def visible_copy(original: EmailMessage, request: SendRequest, visible: Collection[str]) -> EmailMessage:
+def visible_copy(original: Original, request: SendRequest, visible: Collection[str]) -> RawMessage:
     """The original as one reader sees it: To, Cc and Resent-* narrowed to `visible`, hidden headers removed.
 
     An allowed copy shows the allowed recipients; a partner's notice attaches the copy that
-    shows that customer's own recipients, so no reader learns who else was written to.
+    shows that customer's own recipients, so no reader learns who else was written to. Every
+    other field, and the body, stays byte for byte.
     """
-    message = copy.deepcopy(original)
+    message = original.raw
     for name in NARROWED_HEADERS:
         fallback = {"to": request.to, "cc": request.cc}.get(name.lower(), [])
-        kept = _kept(message.get_all(name, []), fallback, visible)
-        del message[name]
-        if kept:
-            message[name] = kept
-    for name in HIDDEN_HEADERS:
-        del message[name]
-    return message
+        message = message.replacing(name, _narrowed(message.all(name), fallback, visible, message.newline))
+    return message.without(HIDDEN_HEADERS)
 
 
-def allowed_copy(original: EmailMessage, request: SendRequest, allowed: Collection[str]) -> bytes:
+def allowed_copy(original: Original, request: SendRequest, allowed: Collection[str]) -> bytes:
     """The original with its recipient headers narrowed to the allowed recipients; Bcc stays envelope-only."""
-    return visible_copy(original, request, allowed).as_bytes(policy=email_policy.SMTP)
+    return bytes(visible_copy(original, request, allowed))
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,17 +264,45 @@ def _notice_text(request: SendRequest, verdict: Verdict, group: RerouteGroup) ->
     return "\r\n".join(lines) + "\r\n"
 
 
-def partner_notice(original: EmailMessage, request: SendRequest, verdict: Verdict, group: RerouteGroup, from_address: str) -> bytes:
-    """The message a partner receives: who and why in the body, the original attached as message/rfc822."""
-    notice = EmailMessage(policy=email_policy.default)
-    notice["From"] = from_address
-    notice["To"] = ", ".join(group.deliver_to)
-    notice["Reply-To"] = request.sender
+def partner_notice(original: Original, request: SendRequest, verdict: Verdict, group: RerouteGroup, from_address: str) -> bytes:
+    """The message a partner receives: who and why in a text part, then the original as message/rfc822, byte for byte.
+
+    Written in the original's own line breaks, so the attachment is the very bytes the
+    customer would have received (narrowed to that customer's recipients).
+    """
+    nl = original.raw.newline
+    attached = bytes(visible_copy(original, request, set(group.recipients)))
+    boundary = "=_mailfilter_" + secrets.token_hex(16)
     name = header_safe(group.customer_name or group.customer or "a CSP customer")
-    notice["Subject"] = header_safe(f"[CSP customer {name}] {original.get('Subject', '')}".strip())
-    notice[FILTER_RULE_HEADER] = header_safe(", ".join(dict.fromkeys(d.rule for d in group.decisions)))
-    if group.customer:
-        notice[FILTER_CUSTOMER_HEADER] = header_safe(group.customer)
-    notice.set_content(_notice_text(request, verdict, group))
-    notice.add_attachment(visible_copy(original, request, set(group.recipients)), filename="original-message.eml")
-    return notice.as_bytes(policy=email_policy.SMTP)
+    subject = header_safe(f"[CSP customer {name}] {original.parsed.get('Subject', '')}".strip())
+    head = [
+        address_field("From", from_address, nl),
+        address_field("To", ", ".join(group.deliver_to), nl),
+        address_field("Reply-To", request.sender, nl),
+        new_field("Subject", subject, nl),
+        new_field(FILTER_RULE_HEADER, ", ".join(dict.fromkeys(d.rule for d in group.decisions)), nl),
+        *([new_field(FILTER_CUSTOMER_HEADER, group.customer, nl)] if group.customer else []),
+        HeaderField(b"MIME-Version: 1.0" + nl),
+        HeaderField(f'Content-Type: multipart/mixed; boundary="{boundary}"'.encode("ascii") + nl),
+    ]
+    text = base64.encodebytes(_notice_text(request, verdict, group).encode("utf-8")).replace(b"\n", nl)
+    delimiter = b"--" + boundary.encode("ascii")
+    return b"".join(
+        [
+            *(field.raw for field in head),
+            nl,
+            delimiter + nl,
+            b'Content-Type: text/plain; charset="utf-8"' + nl,
+            b"Content-Transfer-Encoding: base64" + nl,
+            nl,
+            text,
+            delimiter + nl,
+            b"Content-Type: message/rfc822" + nl,
+            b'Content-Disposition: attachment; filename="original-message.eml"' + nl,
+            *([] if attached.isascii() else [b"Content-Transfer-Encoding: 8bit" + nl]),
+            nl,
+            attached,
+            b"" if attached.endswith(b"\n") else nl,
+            delimiter + b"--" + nl,
+        ]
+    )
