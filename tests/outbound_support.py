@@ -100,6 +100,7 @@ class Sent:
     tags: dict[str, str]
     configuration_set: str | None
     message: EmailMessage
+    raw: bytes = b""  # the bytes handed to SES, exactly
 
     @property
     def header_recipients(self) -> set[str]:
@@ -147,6 +148,7 @@ class Harness:
                 tags={t["Name"]: t["Value"] for t in call.get("EmailTags", [])},
                 configuration_set=call.get("ConfigurationSetName"),
                 message=message_from_bytes(message.raw_data.encode(), policy=email_policy.default),
+                raw=call["Content"]["Raw"]["Data"],
             )
             for call, message in zip(self.calls, raw, strict=True)
         ]

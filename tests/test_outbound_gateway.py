@@ -326,8 +326,12 @@ def test_r2_raw_declaration_headers_from_a_vendor_identity_count(outbound: Harne
         ("Subject: Hello\r\nSubject: Your invoice\r\n", "2 Subject headers"),
         ("Subject: Hello\r\nX-Cloud-Instance: usgov\r\nX-Cloud-Instance: commercial\r\n", "the cloud is declared more than once"),
         ("Subject: Hello\r\nSender: cfo@tailspintoys.com\r\n", "not a vendor identity"),
+        (
+            "Subject: Hello\r\nReturn-Path: <bounces@attacker.example>\r\n",
+            "Return-Path header (bounces@attacker.example) is not a vendor identity",
+        ),
     ],
-    ids=["two-subjects", "two-clouds", "customer-sender"],
+    ids=["two-subjects", "two-clouds", "customer-sender", "third-party-return-path"],
 )
 def test_a_raw_message_the_classifier_could_read_two_ways_is_refused(outbound: Harness, gateway: Any, head: str, error: str) -> None:
     body = raw_request(RAW_HEAD + head + "\r\nHi.\r\n", "it@tailspintoys.com")
@@ -354,3 +358,22 @@ def test_copies_show_only_their_readers_recipients_resent_headers_included(outbo
         text = attached.get_content().as_string()
         assert "woodgrovebank" not in text
         assert ("tailspintoys" in text) != ("contoso.com" in text), "each notice shows its own customer only"
+
+
+def test_an_allowed_copy_keeps_every_header_it_does_not_narrow_byte_for_byte(outbound: Harness, gateway: Any) -> None:
+    kept = (
+        "Return-Path: <bounces@vendor.example>\r\n"
+        "DKIM-Signature: v=1; a=rsa-sha256; d=vendor.example; s=s1;\r\n\tb=" + "A" * 300 + "\r\n"
+        "List-Unsubscribe: <https://vendor.example/unsubscribe/" + "x" * 100 + ">\r\n"
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+        "Subject: =?utf-8?q?Caf=C3=A9_news?=\r\n"
+        "X-Odd:    spaced   value\r\n"
+    )
+    body_bytes = "\r\nPlain body, kept as is.\r\n\r\n"
+    raw = "From: notices@vendor.example\r\nTo: cto@woodgrovebank.com, it@tailspintoys.com\r\n" + kept + body_bytes
+    body = raw_request(raw, "cto@woodgrovebank.com") | {"to": ["cto@woodgrovebank.com", "it@tailspintoys.com"]}
+    run(gateway, sqs_event(body))
+    (copy,) = [sent.raw for sent in outbound.sent() if sent.envelope == ["cto@woodgrovebank.com"]]
+    assert kept.encode() in copy
+    assert copy.endswith(body_bytes.encode())
+    assert b"To: cto@woodgrovebank.com\r\n" in copy

@@ -9,7 +9,7 @@ raw message), never from a request field that the delivered message contradicts:
   otherwise is refused, and so are two Subject headers;
 - declarations are the request's fields and every declaring header of the message,
   all heard (the most restrictive category wins); a cloud declared twice differently is refused;
-- From and Sender name vendor identities only, and the sender map hears each of them
+- From, Sender and Return-Path name vendor identities only, and the sender map hears From and Sender
   beside the request's `from` (a raw From of billing@ is billing mail, whoever sends it).
 """
 
@@ -95,19 +95,30 @@ def _read(request: SendRequest, policy: Policy) -> OutboundRequest:
     return OutboundRequest(request, original, message)
 
 
+# The headers that say who a message is from. Each must name vendor identities only: From and
+# Sender are what the reader sees, Return-Path is where bounces go (SES sets its own MAIL FROM,
+# but a reader or a forwarder may still act on the header). None is ever stripped silently.
+IDENTITY_HEADERS = ("From", "Sender", "Return-Path")
+
+
 def _identities(headers: list[tuple[str, str]], policy: Policy) -> tuple[str, ...]:
-    """The addresses of the From and Sender headers: vendor identities only, or the request is refused."""
-    claimed: list[str] = []
-    for name in ("From", "Sender"):
+    """The addresses of the From and Sender headers; every identity header names vendor identities, or the request is refused."""
+    shown: list[str] = []
+    for name in IDENTITY_HEADERS:
         for value in values(headers, name):
             try:
-                claimed += address_list(value, header=name)
+                # Return-Path is `<address>`: read as the one-address header it is.
+                addresses = address_list(value, header="Sender" if name == "Return-Path" else name)
             except UnreadableHeader as error:
                 raise RefusedRequest(f"the message's {name} header cannot be read: {error}") from None
-    strangers = [address for address in claimed if not policy.is_vendor_identity(address)]
-    if strangers or not claimed:
-        raise RefusedRequest(f"the message's From or Sender header ({', '.join(strangers) or 'none'}) is not a vendor identity")
-    return tuple(dict.fromkeys(claimed))
+            strangers = [address for address in addresses if not policy.is_vendor_identity(address)]
+            if strangers or not addresses:
+                raise RefusedRequest(f"the message's {name} header ({', '.join(strangers) or 'empty'}) is not a vendor identity")
+            if name != "Return-Path":
+                shown += addresses
+    if not shown:
+        raise RefusedRequest("the message has no From header")
+    return tuple(dict.fromkeys(shown))
 
 
 def _check_subject(request: SendRequest, headers: list[tuple[str, str]]) -> None:

@@ -128,7 +128,6 @@ DROPPED = frozenset(
 DROPPED_PREFIXES = ("x-original-", "x-mailfilter-", "x-ses-")
 
 
-
 class ForwardError(ValueError):
     """The message cannot be forwarded; the text says why (it is quarantined instead)."""
 

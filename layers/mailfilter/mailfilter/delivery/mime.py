@@ -100,8 +100,7 @@ class Original:
 def _defused(raw: RawMessage) -> RawMessage:
     """A field whose encoded words decode to a line break is kept as one line of its decoded text."""
     fields = [
-        new_field(field.name, header_safe(field.text()), raw.newline) if hides_a_line_break(field.text()) else field
-        for field in raw.fields
+        new_field(field.name, header_safe(field.text()), raw.newline) if hides_a_line_break(field.text()) else field for field in raw.fields
     ]
     return RawMessage(tuple(fields), raw.body, raw.newline, raw.separator)
 
