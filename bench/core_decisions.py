@@ -51,7 +51,7 @@ def build_messages(count: int, customers: int, rng: random.Random) -> list[Messa
         declaration = Declaration(
             Source.REQUEST, rng.choice(list(Category)).value, rng.choice([None, *PRODUCTS]), rng.choice(list(Cloud)).value
         )
-        messages.append(Message(f"m{index}", Direction.OUTBOUND, "apps@vendor.example", recipients, "Subject", declaration))
+        messages.append(Message(f"m{index}", Direction.OUTBOUND, "apps@vendor.example", recipients, "Subject", (declaration,)))
     return messages
 
 
