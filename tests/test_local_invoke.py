@@ -88,7 +88,7 @@ def test_demo_runs_every_sample_event_through_the_real_functions(dynamodb_local,
     assert "AWS DynamoDB Local" in output
     assert 'inbound-csp-customer-to-billing.json → InboundFilterFunction: {"disposition": "STOP_RULE"}' in output
     assert 'inbound-csp-customer-to-support.json → InboundFilterFunction: {"disposition": "CONTINUE"}' in output
-    assert "SES sent to csp-desk@fabrikam.example: Your Azure subscription renews" in output
+    assert "SES sent to csp-desk@fabrikam.example: [CSP customer Tailspin Toys] Your Azure subscription renews" in output
     assert "SES sent to cto@woodgrovebank.com: Introducing new Azure features" in output
     assert output.count("quarantined: ") >= 4  # the blocked outbound recipient, spam, DMARC failure, spoofed sender
     assert "violation" in output

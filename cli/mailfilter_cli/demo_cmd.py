@@ -17,6 +17,8 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email import message_from_string
+from email import policy as email_policy
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +127,9 @@ def run_event(path: Path, functions: dict[str, LocalFunction]) -> Outcome | None
     for message_id in message_ids(event):
         outcome.decisions.extend(DecisionLog("DecisionsTable").for_message(message_id))
     for message in ses_backends[LOCAL_ACCOUNT][LOCAL_REGION].sent_messages[sent_before:]:
-        subject = re.search(r"^Subject: (.*)$", getattr(message, "raw_data", "") or "", re.MULTILINE)
-        outcome.sent.append((sorted(set(message.destinations)), subject[1] if subject else getattr(message, "subject", "")))
+        raw_data = getattr(message, "raw_data", "") or ""
+        subject = message_from_string(raw_data, policy=email_policy.default)["Subject"] if raw_data else getattr(message, "subject", "")
+        outcome.sent.append((sorted(set(message.destinations)), str(subject or "")))
     outcome.quarantined = sorted(set(quarantine.ids()) - held_before)
     return outcome
 
