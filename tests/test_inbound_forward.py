@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from email import message_from_bytes
 from email.policy import default
 
@@ -100,3 +101,10 @@ def test_fields_that_ses_takes_as_written_are_forwarded_byte_for_byte():
     for field in kept:
         assert field in forwarded
     assert b"X-Original-From: cfo@tailspintoys.com\r\n" in forwarded
+
+
+def test_a_message_whose_sender_could_not_be_read_is_forwarded_without_a_reply_to():
+    raw = message(b"From: cfo@tailspintoys.com <attacker@evil.example>\r\nSubject: hi\r\n")
+    forwarded = message_from_bytes(forward_message(raw, replace(NOTICE, original_sender="")), policy=default)
+    assert forwarded["Reply-To"] is None
+    assert str(forwarded["From"].addresses[0].display_name) == "an unreadable sender via the mail filter"

@@ -234,10 +234,11 @@ def forward_message(raw: bytes, notice: ForwardNotice, *, max_bytes: int = SES_M
     while boundary.encode("ascii") in body:  # pragma: no cover - 128 random bits
         boundary = "=_mailfilter_" + secrets.token_hex(16)
 
-    display = f"{notice.original_sender} via the mail filter"
+    # A sender the filter could not read (released `unreadable-sender` mail) gets no Reply-To.
+    display = f"{notice.original_sender or 'an unreadable sender'} via the mail filter"
     head = [
         _field("From", formataddr((display, notice.filter_from), charset="utf-8"), nl),
-        _field("Reply-To", notice.original_sender, nl),
+        *([_field("Reply-To", notice.original_sender, nl)] if notice.original_sender else []),
         _field("To", ", ".join(notice.partner_contacts), nl),
         *kept,
         _field("X-Mailfilter-Rule", notice.rule, nl),
