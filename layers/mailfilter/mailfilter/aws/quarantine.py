@@ -45,6 +45,7 @@ class Release(BaseModel):
     action: str  # "allow" or "reroute"; "redrive" for deferred inbound mail run through the filter again
     delivered_to: list[str]
     ses_message_ids: list[str] = Field(default_factory=list)
+    reason: str | None = None  # why the operator released it (`quarantine release --reason`); None on items released before
 
 
 class QuarantineItem(BaseModel):

@@ -23,74 +23,9 @@ from email.header import Header
 from email.utils import formataddr
 
 from mailfilter.delivery.mime import header_safe
-from mailfilter.delivery.raw import MAX_LINE, HeaderField, split_message
+from mailfilter.delivery.raw import MAX_LINE, SES_SINGLE_FIELDS, HeaderField, split_message
 from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES
 from mailfilter.reading import hides_a_line_break
-
-# Fields that SES rejects when repeated (docs: "Amazon SES header fields"). A kept field is kept once.
-SES_SINGLE_FIELDS = frozenset(
-    {
-        "accept-language",
-        "archived-at",
-        "auto-submitted",
-        "bounces-to",
-        "comments",
-        "content-alternative",
-        "content-base",
-        "content-class",
-        "content-description",
-        "content-disposition",
-        "content-duration",
-        "content-id",
-        "content-language",
-        "content-length",
-        "content-location",
-        "content-md5",
-        "content-transfer-encoding",
-        "content-type",
-        "date",
-        "delivered-to",
-        "disposition-notification-options",
-        "disposition-notification-to",
-        "dkim-signature",
-        "domainkey-signature",
-        "errors-to",
-        "from",
-        "importance",
-        "in-reply-to",
-        "keywords",
-        "list-archive",
-        "list-help",
-        "list-id",
-        "list-owner",
-        "list-post",
-        "list-subscribe",
-        "list-unsubscribe",
-        "list-unsubscribe-post",
-        "message-context",
-        "message-id",
-        "mime-version",
-        "organization",
-        "original-from",
-        "original-message-id",
-        "original-recipient",
-        "original-subject",
-        "precedence",
-        "priority",
-        "references",
-        "reply-to",
-        "return-path",
-        "return-receipt-to",
-        "sender",
-        "solicitation",
-        "sensitivity",
-        "subject",
-        "thread-index",
-        "thread-topic",
-        "user-agent",
-        "vbr-info",
-    }
-)
 
 # Who wrote it and to whom: kept for the partner under X-Original-<name>.
 RENAMED = frozenset({"from", "to", "cc", "reply-to", "sender", "message-id"})
@@ -157,6 +92,9 @@ def _field(name: str, value: str, newline: bytes) -> bytes:
     value = value.replace("\r", " ").replace("\n", " ").replace("\x00", "")
     charset = "us-ascii" if value.isascii() else "utf-8"
     encoded = Header(value, charset, header_name=name).encode(linesep=newline.decode("ascii"))
+    if any(len(line) > MAX_LINE - len(name) - 2 for line in encoded.split(newline.decode("ascii"))):
+        # An unbreakable token longer than a line: encoded words can be split where plain text cannot.
+        encoded = Header(value, "utf-8", header_name=name).encode(linesep=newline.decode("ascii"))
     return f"{name}: {encoded}".encode("ascii") + newline
 
 

@@ -25,7 +25,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 
 from mailfilter.addresses import InvalidAddressError, normalise_address
-from mailfilter.delivery.raw import HeaderField, RawMessage, address_field, new_field, split_message
+from mailfilter.delivery.raw import MAX_LINE, SES_SINGLE_FIELDS, HeaderField, RawMessage, address_field, new_field, split_message
 from mailfilter.events.send_request import SendRequest
 from mailfilter.model import Action, Decision, Verdict
 from mailfilter.reading import hides_a_line_break
@@ -117,6 +117,18 @@ def _parsed(data: bytes) -> EmailMessage:
     return message
 
 
+def _check_ses_accepts(raw: RawMessage) -> None:
+    """Refuse now, with the reason, a header block SES would refuse on every retry (copies keep it as written)."""
+    counts: dict[str, int] = {}
+    for field in raw.fields:
+        counts[field.key] = counts.get(field.key, 0) + 1
+        if any(len(line.rstrip(b"\r")) > MAX_LINE for line in field.raw.split(b"\n")):
+            raise CompositionError(f"raw's {field.name} header has a line longer than {MAX_LINE} characters, which SES refuses; fold it")
+    repeated = sorted(key for key, count in counts.items() if count > 1 and key in SES_SINGLE_FIELDS and key != "bcc")
+    if repeated:
+        raise CompositionError(f"raw repeats headers that SES accepts only once: {', '.join(repeated)}")
+
+
 def compose_original(request: SendRequest) -> Original:
     """The message as the sender asked for it: `raw` as given (Bcc removed), or composed from the request's fields."""
     if request.raw is not None:
@@ -128,6 +140,7 @@ def compose_original(request: SendRequest) -> Original:
             b"".join(field.raw for field in raw.fields).decode("utf-8")
         except UnicodeDecodeError:
             raise CompositionError("raw's headers are not text: non-ASCII header values must be RFC 2047 encoded") from None
+        _check_ses_accepts(raw)
         raw = _defused(raw).without(["Bcc"])
         if not raw.all("From"):
             raw = raw.replacing("From", [address_field("From", request.sender, raw.newline)])
@@ -301,7 +314,7 @@ def partner_notice(original: Original, request: SendRequest, verdict: Verdict, g
             *([] if attached.isascii() else [b"Content-Transfer-Encoding: 8bit" + nl]),
             nl,
             attached,
-            b"" if attached.endswith(b"\n") else nl,
+            nl,  # RFC 2046: the line break before a delimiter belongs to the delimiter, not to the part
             delimiter + b"--" + nl,
         ]
     )

@@ -130,7 +130,72 @@ def _message(fields: list[bytearray], body: bytes, newline: bytes, separator: by
     return RawMessage(tuple(HeaderField(field) for field in complete), body, newline, separator)
 
 
-MAX_LINE = 998  # RFC 5322's limit for one line
+MAX_LINE = 998  # RFC 5322's limit for one line, without its line break
+
+# Fields that SES rejects when repeated (docs: "Amazon SES header fields"). A kept field is kept once.
+SES_SINGLE_FIELDS = frozenset(
+    {
+        "accept-language",
+        "archived-at",
+        "auto-submitted",
+        "bounces-to",
+        "comments",
+        "content-alternative",
+        "content-base",
+        "content-class",
+        "content-description",
+        "content-disposition",
+        "content-duration",
+        "content-id",
+        "content-language",
+        "content-length",
+        "content-location",
+        "content-md5",
+        "content-transfer-encoding",
+        "content-type",
+        "date",
+        "delivered-to",
+        "disposition-notification-options",
+        "disposition-notification-to",
+        "dkim-signature",
+        "domainkey-signature",
+        "errors-to",
+        "from",
+        "importance",
+        "in-reply-to",
+        "keywords",
+        "list-archive",
+        "list-help",
+        "list-id",
+        "list-owner",
+        "list-post",
+        "list-subscribe",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "message-context",
+        "message-id",
+        "mime-version",
+        "organization",
+        "original-from",
+        "original-message-id",
+        "original-recipient",
+        "original-subject",
+        "precedence",
+        "priority",
+        "references",
+        "reply-to",
+        "return-path",
+        "return-receipt-to",
+        "sender",
+        "solicitation",
+        "sensitivity",
+        "subject",
+        "thread-index",
+        "thread-topic",
+        "user-agent",
+        "vbr-info",
+    }
+)
 
 
 def new_field(name: str, value: str, newline: bytes) -> HeaderField:
