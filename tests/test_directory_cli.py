@@ -168,7 +168,7 @@ def test_stats_count_partners_customers_and_entries_per_cloud(directory_table: s
 def test_a_table_name_is_required(directory_file: Path) -> None:
     result = CliRunner().invoke(cli, ["directory", "import", str(directory_file)], env={"DIRECTORY_TABLE": ""})
     assert result.exit_code == 2
-    assert "pass --table or set DIRECTORY_TABLE" in result.stderr
+    assert "pass --table, set DIRECTORY_TABLE" in result.stderr
 
 
 def test_explain_reads_the_table_and_decides_exactly_as_with_the_file(directory_table: str) -> None:

@@ -25,6 +25,8 @@ def quarantined(outbound: Harness) -> str:
 
 
 def mailfilter(*args: str) -> Any:
+    if args[:1] == ("release",) and "--reason" not in args:
+        args = (*args, "--reason", "customer confirmed by phone")  # a release always says why
     result = CliRunner().invoke(cli, ["quarantine", "--bucket", BUCKET, *args], catch_exceptions=False)
     return result
 
@@ -69,6 +71,39 @@ def test_release_as_allow_delivers_to_the_blocked_recipient_and_records_who(
     again = mailfilter("release", quarantined, "--by", "ops@vendor.example")
     assert again.exit_code == 1
     assert "already released by ops@vendor.example" in again.output
+
+
+def test_release_records_the_reason_with_who_and_when(outbound: Harness, quarantined: str) -> None:
+    result = mailfilter("release", quarantined, "--by", "ops@vendor.example", "--reason", "ticket 4711: the customer asked for it")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().endswith("(by ops@vendor.example: ticket 4711: the customer asked for it)")
+    released = outbound.quarantine().get(quarantined).released
+    assert (released.by, released.reason) == ("ops@vendor.example", "ticket 4711: the customer asked for it")
+    assert released.at is not None
+    assert json.loads(mailfilter("show", quarantined).output)["released"]["reason"] == "ticket 4711: the customer asked for it"
+    [row] = mailfilter("list", "--format", "csv").output.splitlines()[1:]
+    assert row.endswith(f"allow by ops@vendor.example at {released.at:%Y-%m-%d %H:%M}: ticket 4711: the customer asked for it")
+
+
+def test_release_without_a_reason_is_a_usage_error_and_releases_nothing(outbound: Harness, quarantined: str) -> None:
+    missing = CliRunner().invoke(cli, ["quarantine", "--bucket", BUCKET, "release", quarantined, "--by", "ops"])
+    assert missing.exit_code == 2
+    assert "Missing option '--reason'" in missing.output
+    blank = mailfilter("release", quarantined, "--reason", "  ")
+    assert blank.exit_code == 2
+    assert outbound.quarantine().get(quarantined).released is None
+
+
+def test_release_as_json(outbound: Harness, quarantined: str) -> None:
+    result = mailfilter("release", quarantined, "--to", "reroute", "--by", "ops", "--format", "json")
+    assert result.exit_code == 0, result.output
+    [done] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert (done["id"], done["released"]["action"], done["released"]["delivered_to"]) == (
+        quarantined,
+        "reroute",
+        ["csp-desk@fabrikam.example"],
+    )
+    assert done["released"]["reason"] == "customer confirmed by phone"
 
 
 def test_release_as_reroute_sends_the_partner_notice(outbound: Harness, quarantined: str) -> None:

@@ -24,6 +24,8 @@ def stack(monkeypatch, dynamodb_local, directory_table, decisions_table):
 
 
 def mailfilter(*args: str) -> Result:
+    if args[:1] == ("release",) and "--reason" not in args:
+        args = (*args, "--reason", "customer confirmed by phone")  # a release always says why
     return CliRunner().invoke(cli, ["quarantine", "--bucket", BUCKET, *args], catch_exceptions=False)
 
 
@@ -138,7 +140,9 @@ def test_blocked_spam_released_as_allow_reaches_the_desk_once(stack):
     result = mailfilter("release", item.id, "--to", "allow", "--by", "ops@vendor.example")
 
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == f"released {item.id} as allow to billing@vendor.example (by ops@vendor.example)"
+    assert result.output.strip() == (
+        f"released {item.id} as allow to billing@vendor.example (by ops@vendor.example: customer confirmed by phone)"
+    )
     ((envelope, sent, sent_raw),) = stack.sent()
     assert envelope == ["billing@vendor.example"]
     assert FILTER_FROM in sent["From"]

@@ -1,48 +1,119 @@
-"""`mailfilter directory`: load, export, inspect and count the customer directory in DynamoDB."""
+"""`mailfilter directory`: load, export, inspect and count the customer directory in DynamoDB.
+
+boto3, pydantic and rich are imported only when a subcommand runs: `--help` needs none of them.
+"""
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TaskProgressColumn, TextColumn, TimeRemainingColumn
-from rich.table import Table
-from rich.text import Text
 
-from mailfilter.addresses import InvalidAddressError, normalise_address
-from mailfilter.aws.batch import BatchIncompleteError
-from mailfilter.aws.directory_table import DirectoryUnavailable, DynamoDirectory
-from mailfilter.directory.load import DirectoryFileError
-from mailfilter.model import Cloud
-from mailfilter_cli.directory_ops import directory_stats, export_directory, import_directory
+from mailfilter.model import Cloud  # light: enums and named tuples
+from mailfilter_cli import output, settings
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from mailfilter.directory.view import CustomerMatch
+
+STDIN = "-"
+STAT_COLUMNS = ("partners", "customers", "CSP customers", "address entries", "domain entries")
 
 table_option = click.option(
     "--table",
     envvar="DIRECTORY_TABLE",
     show_envvar=True,
-    help="The directory table (the stack's DirectoryTable).",
+    help="The directory table (the stack's DirectoryTable); else from .mailfilter/local.env.json.",
 )
 
 
 def _table_name(table: str | None) -> str:
-    if not table:
-        raise click.UsageError("no directory table: pass --table or set DIRECTORY_TABLE")
-    return table
+    name = settings.require("DIRECTORY_TABLE", table, flag="--table", what="directory table")
+    settings.use_aws_location()
+    return name
+
+
+def _aws_errors() -> tuple[type[Exception], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    from mailfilter.aws.batch import BatchIncompleteError  # noqa: PLC0415
+    from mailfilter.aws.directory_table import DirectoryUnavailable  # noqa: PLC0415
+
+    return ClientError, BotoCoreError, BatchIncompleteError, DirectoryUnavailable
 
 
 def _aws_failure(error: Exception) -> click.ClickException:
     return click.ClickException(f"DynamoDB: {error}")
 
 
-class _Rate(ProgressColumn):
-    """Customers per second, from rich's own speed estimate."""
+def _snake(name: str) -> str:
+    return name.lower().replace(" ", "_")
 
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} customers/s" if speed else "-- customers/s", style="progress.data.speed")
+
+@contextmanager
+def _readable(file: Path) -> Iterator[tuple[Path, str]]:
+    """The file and the name problems are reported under; standard input is copied to a temporary file first.
+
+    Import reads its file twice (validation, then writing) and never holds it in memory.
+    """
+    if str(file) != STDIN:
+        yield file, str(file)
+        return
+    with tempfile.TemporaryDirectory(prefix="mailfilter-import-") as folder:
+        copy = Path(folder) / "stdin.jsonl"
+        with copy.open("wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out)
+        yield copy, "<stdin>"
+
+
+def _progress(dry_run: bool) -> tuple[Progress, Any, Any]:
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text  # noqa: PLC0415
+
+    class Rate(ProgressColumn):
+        """Customers per second, from rich's own speed estimate."""
+
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f} customers/s" if speed else "-- customers/s", style="progress.data.speed")
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        Rate(),
+        TimeRemainingColumn(),
+        console=output.console(stderr=True),
+        transient=False,
+    )
+    task: list[Any] = []
+
+    def started(customers: int) -> None:
+        progress.start()
+        task.append(progress.add_task("checking" if dry_run else "importing", total=customers))
+
+    def advanced(count: int) -> None:
+        if task:
+            progress.advance(task[0], count)
+
+    return progress, started, advanced
 
 
 @click.group()
@@ -51,55 +122,56 @@ def directory() -> None:
 
 
 @directory.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
 @table_option
 @click.option("--prune", is_flag=True, help="Also delete customers, partners and entries the file no longer has.")
 @click.option("--dry-run", is_flag=True, help="Validate and count what would change; write nothing.")
 @click.option("--workers", default=8, show_default=True, type=click.IntRange(1, 64), help="Parallel writers.")
-def import_cmd(file: Path, table: str | None, prune: bool, dry_run: bool, workers: int) -> None:
-    """Validate FILE (JSON Lines) as a whole, then make the table match it.
+@output.format_option(output.TABLE, output.JSON)
+def import_cmd(file: Path, table: str | None, prune: bool, dry_run: bool, workers: int, output_format: str) -> None:
+    """Validate FILE (JSON Lines; - for stdin) as a whole, then make the table match it.
 
-    Nothing is written if any line is invalid. Re-importing the same file
-    writes nothing; a customer whose addresses or domains changed loses the old ones.
+    Nothing is written if any line is invalid (every problem is listed as
+    file:line: field: problem, and the exit status is 1). Re-importing the same
+    file writes nothing; a customer whose addresses or domains changed loses the old ones.
     """
     name = _table_name(table)
-    err = Console(stderr=True)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        _Rate(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
-    )
-    task = None
+    from mailfilter.directory.load import DirectoryFileError  # noqa: PLC0415
+    from mailfilter_cli.directory_ops import import_directory  # noqa: PLC0415
 
-    def started(customers: int) -> None:
-        nonlocal task
-        progress.start()
-        task = progress.add_task("checking" if dry_run else "importing", total=customers)
-
-    def advanced(count: int) -> None:
-        if task is not None:
-            progress.advance(task, count)
-
-    try:
-        report = import_directory(file, name, prune=prune, dry_run=dry_run, workers=workers, on_start=started, on_progress=advanced)
-    except DirectoryFileError as error:
-        for issue in error.issues:
-            click.echo(str(issue), err=True)
-        count = len(error.issues)
-        raise click.ClickException(f"{count} problem{'s' if count != 1 else ''} in {file}; nothing was written") from None
-    except (ClientError, BotoCoreError, BatchIncompleteError) as error:
-        raise _aws_failure(error) from None
-    finally:
-        progress.stop()
+    progress, started, advanced = _progress(dry_run)
+    with _readable(file) as (path, label):
+        try:
+            report = import_directory(
+                path, name, prune=prune, dry_run=dry_run, workers=workers, on_start=started, on_progress=advanced, source=label
+            )
+        except DirectoryFileError as error:
+            for issue in error.issues:
+                click.echo(str(issue), err=True)
+            count = len(error.issues)
+            raise click.ClickException(f"{count} problem{'s' if count != 1 else ''} in {label}; nothing was written") from None
+        except _aws_errors() as error:
+            raise _aws_failure(error) from None
+        finally:
+            progress.stop()
+    if output_format == output.JSON:
+        output.json_line(
+            {
+                "file": label,
+                "table": name,
+                "dry_run": dry_run,
+                "partners": report.partners,
+                "customers": report.customers,
+                "changed": dict(report.changed),
+                "unchanged": dict(report.unchanged),
+                "deleted": dict(report.deleted),
+            }
+        )
+        return
     verb = "would write" if dry_run else "wrote"
     gone = "would delete" if dry_run else "deleted"
     click.echo(
-        f"{file}: {report.partners} partners, {report.customers} customers; "
+        f"{label}: {report.partners} partners, {report.customers} customers; "
         f"{verb} {report.changed['partners']} partners and {report.changed['customers']} customers "
         f"(unchanged: {report.unchanged['partners']} partners, {report.unchanged['customers']} customers); "
         f"{gone} {report.deleted['entries']} stale entries"
@@ -109,77 +181,130 @@ def import_cmd(file: Path, table: str | None, prune: bool, dry_run: bool, worker
 
 @directory.command("export")
 @table_option
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path), help="Write here instead of stdout.")
-def export_cmd(table: str | None, output: Path | None) -> None:
+@click.option(
+    "--output", "-o", "output_file", type=click.Path(dir_okay=False, writable=True, path_type=Path), help="Write here instead of stdout."
+)
+@output.format_option(output.JSON, default=output.JSON)
+def export_cmd(table: str | None, output_file: Path | None, output_format: str) -> None:
     """Write the directory as JSON Lines (the import format), partners first."""
     name = _table_name(table)
+    from mailfilter_cli.directory_ops import export_directory  # noqa: PLC0415
+
     try:
-        if output is None:
+        if output_file is None:
             counts = export_directory(name, sys.stdout)
         else:
-            with open(output, "w", encoding="utf-8") as out:
+            with open(output_file, "w", encoding="utf-8") as out:
                 counts = export_directory(name, out)
-    except (ClientError, BotoCoreError) as error:
+    except _aws_errors() as error:
         raise _aws_failure(error) from None
     click.echo(f"exported {counts['partner']} partners and {counts['customer']} customers", err=True)
+
+
+def _match_dict(address: str, cloud: str, match: CustomerMatch | None) -> dict[str, Any]:
+    if match is None:
+        return {"address": address, "cloud": cloud, "customer": None}
+    view = match.customer
+    return {
+        "address": address,
+        "cloud": cloud,
+        "matched_by": match.matched_by,
+        "entry": match.entry,
+        "customer": {
+            "tenant_id": view.tenant_id,
+            "name": view.name,
+            "direct_relationship": view.direct_relationship,
+            "direct_products": sorted(view.direct_products),
+            "partners": [
+                {"partner_id": link.partner_id, "name": link.name, "products": list(link.products), "contacts": list(link.contacts)}
+                for link in view.partners
+            ],
+        },
+    }
+
+
+def _show_table(address: str, cloud: str, match: CustomerMatch) -> None:
+    from rich.text import Text  # noqa: PLC0415
+
+    console = output.console()
+    view = match.customer
+    line = Text()
+    line.append(address, style="bold")
+    line.append(" in ")
+    line.append(cloud, style="bold")
+    line.append(f": {view.name} (tenant {view.tenant_id}), matched by {match.matched_by} entry {match.entry}")
+    console.print(line, soft_wrap=True)  # one line per fact, so it can be grepped
+    direct = ", ".join(sorted(view.direct_products)) or "-"
+    console.print(Text(f"  direct relationship: {'yes' if view.direct_relationship else 'no'}; direct products: {direct}"), soft_wrap=True)
+    if not view.partners:
+        console.print("  no CSP partner")
+        return
+    partners = output.table("partner", "name", "owns", "contacts", title="  CSP partners", title_justify="left")
+    rows = [
+        (link.partner_id, link.name, ", ".join(link.products) or "every product", "\n".join(link.contacts) or "-") for link in view.partners
+    ]
+    output.print_table(output.fit(partners, rows, keep_whole=(0, 3)), console)
 
 
 @directory.command("show")
 @click.argument("address")
 @table_option
 @click.option("--cloud", type=click.Choice([c.value for c in Cloud]), help="Only this cloud (default: every cloud).")
-def show_cmd(address: str, table: str | None, cloud: str | None) -> None:
-    """Which customer ADDRESS belongs to, which entry matched it, and who its partners are."""
-    name = _table_name(table)
+@output.format_option(output.TABLE, output.JSON)
+@click.pass_context
+def show_cmd(ctx: click.Context, address: str, table: str | None, cloud: str | None, output_format: str) -> None:
+    """Which customer ADDRESS belongs to, which entry matched it, and who its partners are.
+
+    json: one object per cloud looked in ("customer": null where none matched).
+    Exit status 1 when no customer matched.
+    """
+    from mailfilter.addresses import InvalidAddressError, normalise_address  # noqa: PLC0415
+    from mailfilter.aws.directory_table import DirectoryUnavailable, DynamoDirectory  # noqa: PLC0415
+
     try:
         normalised = normalise_address(address)
     except InvalidAddressError as error:
         raise click.BadParameter(str(error), param_hint="ADDRESS") from None
+    name = _table_name(table)
     reader = DynamoDirectory(name, cache_ttl_seconds=0)
-    console = Console()
     found = False
     for each in [Cloud(cloud)] if cloud else list(Cloud):
         try:
             match = reader.lookup(each, [normalised])[normalised]
         except DirectoryUnavailable as error:
             raise _aws_failure(error) from None
-        if match is None:
-            if cloud:
-                console.print(f"{normalised}: no customer in {each.value}")
-            continue
-        found = True
-        view = match.customer
-        console.print(
-            f"[bold]{normalised}[/] in [bold]{each.value}[/]: {view.name} (tenant {view.tenant_id}), "
-            f"matched by {match.matched_by} entry {match.entry}",
-            soft_wrap=True,  # one line per fact, so it can be grepped
-        )
-        direct = ", ".join(sorted(view.direct_products)) or "-"
-        console.print(f"  direct relationship: {'yes' if view.direct_relationship else 'no'}; direct products: {direct}")
-        if not view.partners:
-            console.print("  no CSP partner")
-            continue
-        partners = Table("partner", "name", "owns", "contacts", title="  CSP partners", title_justify="left")
-        for link in view.partners:
-            partners.add_row(link.partner_id, link.name, ", ".join(link.products) or "every product", ", ".join(link.contacts) or "-")
-        console.print(partners)
-    if not found and not cloud:
-        console.print(f"{normalised}: no customer in any cloud")
+        found = found or match is not None
+        if output_format == output.JSON:
+            output.json_line(_match_dict(normalised, each.value, match))
+        elif match is not None:
+            _show_table(normalised, each.value, match)
+        elif cloud:
+            click.echo(f"{normalised}: no customer in {each.value}")
+    if not found and not cloud and output_format == output.TABLE:
+        click.echo(f"{normalised}: no customer in any cloud")
     if not found:
-        sys.exit(1)
+        ctx.exit(1)
 
 
 @directory.command("stats")
 @table_option
-def stats_cmd(table: str | None) -> None:
-    """Count partners, customers and entries per cloud."""
+@output.format_option()
+def stats_cmd(table: str | None, output_format: str) -> None:
+    """Count partners, customers and entries per cloud (json: one object per cloud)."""
     name = _table_name(table)
+    from mailfilter_cli.directory_ops import directory_stats  # noqa: PLC0415
+
     try:
         stats = directory_stats(name)
-    except (ClientError, BotoCoreError) as error:
+    except _aws_errors() as error:
         raise _aws_failure(error) from None
-    columns = ("partners", "customers", "CSP customers", "address entries", "domain entries")
-    table_view = Table("cloud", *columns, title=f"directory {name}", title_justify="left")
-    for cloud, counts in stats.items():
-        table_view.add_row(cloud, *(f"{counts[c]:,}" for c in columns))
-    Console().print(table_view)
+    if output_format == output.JSON:
+        for cloud, counts in stats.items():
+            output.json_line({"cloud": cloud, **{_snake(c): counts[c] for c in STAT_COLUMNS}})
+    elif output_format == output.CSV:
+        output.csv_rows(
+            ["cloud", *map(_snake, STAT_COLUMNS)], ([cloud, *(counts[c] for c in STAT_COLUMNS)] for cloud, counts in stats.items())
+        )
+    else:
+        view = output.table("cloud", *STAT_COLUMNS, title=f"directory {name}", title_justify="left")
+        output.print_table(output.fit(view, [(cloud, *(f"{counts[c]:,}" for c in STAT_COLUMNS)) for cloud, counts in stats.items()]))

@@ -59,10 +59,14 @@ class ImportReport:
 
 
 def validate_file(
-    path: str | Path, index: KeyIndex | None = None
+    path: str | Path, index: KeyIndex | None = None, *, source: str | None = None
 ) -> tuple[DirectoryValidator, dict[tuple[Cloud, str], PartnerRecord], int]:
-    """First pass: every line checked; returns the validator (its keys), the partners and the customer count."""
-    validator = DirectoryValidator(str(path), index=index)
+    """First pass: every line checked; returns the validator (its keys), the partners and the customer count.
+
+    Problems name `source` (default: the path), e.g. "<stdin>" for a copy of standard input.
+    """
+    source = source or str(path)
+    validator = DirectoryValidator(source, index=index)
     partners: dict[tuple[Cloud, str], PartnerRecord] = {}
     customers = 0
     try:
@@ -73,7 +77,7 @@ def validate_file(
             elif record is not None:
                 customers += 1
     except UnicodeDecodeError as error:
-        raise DirectoryFileError([DirectoryIssue(str(path), 0, "(file)", f"not UTF-8: {error}")]) from None
+        raise DirectoryFileError([DirectoryIssue(source, 0, "(file)", f"not UTF-8: {error}")]) from None
     issues = validator.finish()
     if issues:
         raise DirectoryFileError(issues)
@@ -215,15 +219,17 @@ def import_directory(
     workers: int = 8,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    source: str | None = None,
 ) -> ImportReport:
     """Validate the whole file (raising `DirectoryFileError` with every problem), then bring the table in line with it.
 
     `on_start(customers)` is called once validation passed; `on_progress(n)`
     each time `n` more customers are done. With `dry_run`, the table is read
-    (to count what would change) but never written.
+    (to count what would change) but never written. Problems name `source`
+    (default: the path). The file is read twice, so it must be a real file.
     """
     with DiskKeyIndex() as index:  # the file's keys on disk: memory stays flat however many customers
-        return _import(path, table, index, client, prune, dry_run, workers, on_start, on_progress)
+        return _import(path, table, index, client, prune, dry_run, workers, on_start, on_progress, source)
 
 
 def _import(
@@ -236,8 +242,9 @@ def _import(
     workers: int,
     on_start: Callable[[int], None] | None,
     on_progress: Callable[[int], None] | None,
+    source: str | None = None,
 ) -> ImportReport:
-    validator, partners, customers = validate_file(path, index)
+    validator, partners, customers = validate_file(path, index, source=source)
     client = client or clients.client("dynamodb")
     report = ImportReport(partners=len(partners), customers=customers, dry_run=dry_run)
     if on_start:

@@ -2,45 +2,66 @@
 
 It runs the functions' own path (event adapter, the gateway's own validation
 and reading of send requests, classification, lookup, decision table) and
-prints one JSON object per message, or a table.
+prints one JSON object per message (JSON Lines), a table, or CSV with one row
+per recipient decision. The policy core is imported only when the command runs.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from mailfilter.aws.directory_table import DirectoryUnavailable, DynamoDirectory
-from mailfilter.directory import Directory
-from mailfilter.directory.load import DirectoryFileError
-from mailfilter.directory.memory import InMemoryDirectory
-from mailfilter.engine import evaluate
-from mailfilter.events import EventError
-from mailfilter.events.detect import messages_from_event
-from mailfilter.events.send_request import decode_json
-from mailfilter.model import Verdict
-from mailfilter.policy.config import Policy, PolicyFileError, load_policy
+from mailfilter_cli import output, settings
+
+if TYPE_CHECKING:
+    from mailfilter.directory import Directory
+    from mailfilter.model import Verdict
+    from mailfilter.policy.config import Policy
+
+STDIN = "-"
+CSV_COLUMNS = (
+    "event",
+    "message_id",
+    "direction",
+    "cloud",
+    "category",
+    "product",
+    "mode",
+    "recipient",
+    "customer",
+    "customer_name",
+    "action",
+    "effective",
+    "deliver_to",
+    "rule",
+    "seed_rule",
+    "reason",
+)
 
 
 def event_files(paths: tuple[Path, ...]) -> list[Path]:
-    """Files as given; a folder stands for the event files in it, in name order."""
+    """Files as given; a folder stands for the event files in it, in name order; `-` is standard input."""
     files: list[Path] = []
     for path in paths:
-        files.extend(sorted(path.glob("*.json")) if path.is_dir() else [path])
+        files.extend(sorted(path.glob("*.json")) if str(path) != STDIN and path.is_dir() else [path])
     return files
 
 
+def _label(path: Path) -> str:
+    return "<stdin>" if str(path) == STDIN else str(path)
+
+
 def read_event(path: Path) -> Any:
+    from mailfilter.events.send_request import decode_json  # noqa: PLC0415
+
     try:
-        return decode_json(path.read_text(encoding="utf-8"))
+        text = sys.stdin.buffer.read().decode("utf-8") if str(path) == STDIN else path.read_text(encoding="utf-8")
+        return decode_json(text)
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # a number too long or nesting too deep too
-        raise click.ClickException(f"{path}: cannot read the event: {_one_line(error)}") from None
+        raise click.ClickException(f"{_label(path)}: cannot read the event: {_one_line(error)}") from None
 
 
 def _one_line(error: Exception) -> str:
@@ -49,21 +70,22 @@ def _one_line(error: Exception) -> str:
 
 def explain_event(data: Any, directory: Directory, policy: Policy) -> list[Verdict]:
     """The verdict for every message in one event document."""
+    from mailfilter.engine import evaluate  # noqa: PLC0415
+    from mailfilter.events.detect import messages_from_event  # noqa: PLC0415
+
     return [evaluate(message, directory, policy) for message in messages_from_event(data, policy)]
 
 
-def _table(console: Console, source: Path, verdict: Verdict) -> None:
+def _table(source: Path, verdict: Verdict) -> None:
     c = verdict.classification
     title = (
-        f"{source.name}: {verdict.direction.value} {verdict.message_id}  "
+        f"{'stdin' if str(source) == STDIN else source.name}: {verdict.direction.value} {verdict.message_id}  "
         f"[{c.cloud.value} ({c.cloud_source.value}), {c.category.value} ({c.category_source.value}), "
         f"product {c.product or '-'} ({c.product_source.value}), {verdict.mode.value}]"
     )
-    table = Table(title=title, title_justify="left", show_lines=False)
-    for column in ("recipient", "customer", "action", "effective", "deliver to", "rule", "reason"):
-        table.add_column(column, overflow="fold")
-    for d in verdict.decisions:
-        table.add_row(
+    view = output.table("recipient", "customer", "action", "effective", "deliver to", "rule", "reason", title=title, title_justify="left")
+    rows = [
+        (
             d.recipient,
             d.customer_name or "-",
             d.action.value,
@@ -72,15 +94,49 @@ def _table(console: Console, source: Path, verdict: Verdict) -> None:
             d.rule if d.seed_rule is None else f"{d.rule} (rule {d.seed_rule})",
             d.reason,
         )
-    console.print(table)
+        for d in verdict.decisions
+    ]
+    output.print_table(output.fit(view, rows, keep_whole=(0,)))
+
+
+def _csv_rows(source: Path, verdict: Verdict) -> list[list[Any]]:
+    c = verdict.classification
+    return [
+        [
+            _label(source),
+            verdict.message_id,
+            verdict.direction.value,
+            c.cloud.value,
+            c.category.value,
+            c.product,
+            verdict.mode.value,
+            d.recipient,
+            d.customer,
+            d.customer_name,
+            d.action.value,
+            d.effective.value,
+            list(d.deliver_to),
+            d.rule,
+            d.seed_rule,
+            d.reason,
+        ]
+        for d in verdict.decisions
+    ]
 
 
 def load_directory(directory_file: Path | None, table: str | None = None) -> Directory:
-    """The file when one is given (offline); otherwise the DynamoDB table (--table or DIRECTORY_TABLE)."""
+    """The file when one is given (offline); otherwise the DynamoDB table (--table, DIRECTORY_TABLE or the local env file)."""
     if directory_file is None:
-        if table:
-            return DynamoDirectory(table)
+        name = settings.setting("DIRECTORY_TABLE", table)
+        if name:
+            from mailfilter.aws.directory_table import DynamoDirectory  # noqa: PLC0415
+
+            settings.use_aws_location()
+            return DynamoDirectory(name)
         raise click.UsageError("give --directory FILE.jsonl, or --table (or DIRECTORY_TABLE) to read the directory from DynamoDB")
+    from mailfilter.directory.load import DirectoryFileError  # noqa: PLC0415
+    from mailfilter.directory.memory import InMemoryDirectory  # noqa: PLC0415
+
     try:
         return InMemoryDirectory.from_file(directory_file)
     except (OSError, DirectoryFileError) as error:
@@ -88,7 +144,7 @@ def load_directory(directory_file: Path | None, table: str | None = None) -> Dir
 
 
 @click.command()
-@click.argument("events", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("events", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True, path_type=Path))
 @click.option(
     "--directory", "directory_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Directory JSON Lines file."
 )
@@ -96,28 +152,39 @@ def load_directory(directory_file: Path | None, table: str | None = None) -> Dir
 @click.option(
     "--policy", "policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Policy TOML file (default: shipped)."
 )
-@click.option("--format", "output", type=click.Choice(["json", "table"]), default="json", show_default=True)
-def explain(events: tuple[Path, ...], directory_file: Path | None, table: str | None, policy_file: Path | None, output: str) -> None:
-    """Explain what the filter decides for each message in EVENTS (files, or folders of *.json).
+@output.format_option(output.JSON, output.TABLE, output.CSV, default=output.JSON)
+def explain(events: tuple[Path, ...], directory_file: Path | None, table: str | None, policy_file: Path | None, output_format: str) -> None:
+    """Explain what the filter decides for each message in EVENTS (files, folders of *.json, or - for stdin).
 
     Accepts SES receipt-rule events, outbound send requests (alone or in an SQS
-    event) and EventBridge SES "Email Sent" events.
+    event) and EventBridge SES "Email Sent" events. json: one object per
+    message; csv: one row per recipient. An event the functions would refuse
+    is reported with the functions' words, and the exit status is 1.
     """
+    from mailfilter.aws.directory_table import DirectoryUnavailable  # noqa: PLC0415
+    from mailfilter.events import EventError  # noqa: PLC0415
+    from mailfilter.policy.config import PolicyFileError, load_policy  # noqa: PLC0415
+
+    if sum(str(path) == STDIN for path in events) > 1:
+        raise click.BadParameter("standard input (-) can be read once", param_hint="EVENTS")
     try:
         policy = load_policy(policy_file)
     except PolicyFileError as error:
         raise click.ClickException(str(error)) from None
     directory = load_directory(directory_file, table)
-    console = Console(width=None if sys.stdout.isatty() else 200)  # a report in a file or CI log reads wide
+    if output_format == output.CSV:
+        output.csv_rows(CSV_COLUMNS, ())
     for path in event_files(events):
         try:
             verdicts = explain_event(read_event(path), directory, policy)
         except EventError as error:
-            raise click.ClickException(f"{path}: {_one_line(error)}") from None
+            raise click.ClickException(f"{_label(path)}: {_one_line(error)}") from None
         except DirectoryUnavailable as error:
             raise click.ClickException(str(error)) from None
         for verdict in verdicts:
-            if output == "json":
-                click.echo(json.dumps(verdict.as_dict(), ensure_ascii=False))
+            if output_format == output.JSON:
+                output.json_line(verdict.as_dict())
+            elif output_format == output.CSV:
+                output.csv_rows((), _csv_rows(path, verdict))
             else:
-                _table(console, path, verdict)
+                _table(path, verdict)
