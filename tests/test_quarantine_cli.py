@@ -81,6 +81,10 @@ def test_release_records_the_reason_with_who_and_when(outbound: Harness, quarant
     assert (released.by, released.reason) == ("ops@vendor.example", "ticket 4711: the customer asked for it")
     assert released.at is not None
     assert json.loads(mailfilter("show", quarantined).output)["released"]["reason"] == "ticket 4711: the customer asked for it"
+    item = outbound.quarantine().get(quarantined)
+    [record] = [r for r in outbound.records(item.message_id) if r["kind"] == "released"]
+    assert record["reason"].startswith("Released by ops@vendor.example at ")
+    assert "as allow (ticket 4711: the customer asked for it)." in record["reason"]
     [row] = mailfilter("list", "--format", "csv").output.splitlines()[1:]
     assert row.endswith(f"allow by ops@vendor.example at {released.at:%Y-%m-%d %H:%M}: ticket 4711: the customer asked for it")
 

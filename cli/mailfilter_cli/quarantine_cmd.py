@@ -215,7 +215,7 @@ def release_item(
         item = store.get(item_id)
         if item.direction == Direction.INBOUND.value:
             inbound = _inbound_filter(store, decisions_table, from_address, configuration_set)
-            done = release_inbound(item, action=Action(action) if action else None, by=by, inbound=inbound)
+            done = release_inbound(item, action=Action(action) if action else None, by=by, inbound=inbound, why=reason.strip())
         else:
             done = InboundRelease(
                 release(
@@ -225,9 +225,10 @@ def release_item(
                     mailer=Mailer(configuration_set=configuration_set),
                     decisions=DecisionLog(decisions_table),
                     from_address=from_address,
+                    why=reason.strip(),
                 )
             )
-        recorded = done.release.model_copy(update={"reason": reason.strip()})
+        recorded = done.release
         store.mark_released(item_id, recorded)
     if output_format == output.JSON:
         output.json_line(_release_dict(item, recorded, done.outcome, done.undelivered))

@@ -72,6 +72,7 @@ def release(
     decisions: DecisionRecorder,
     from_address: str,
     now: datetime | None = None,
+    why: str | None = None,
 ) -> Release:
     """Deliver the blocked recipients' mail as `action`; returns the release to store on the item."""
     _check_releasable(item)
@@ -93,10 +94,10 @@ def release(
         for group in reroute_groups(rerouted):
             raw = partner_notice(original, request, verdict, group, from_address)
             ses_ids.append(mailer.send(raw, sender=from_address, recipients=group.deliver_to, tags=tags))
-    released = _as_released(blocked, action, targets, by, now)
+    released = _as_released(blocked, action, targets, by, now, why)
     decisions.record(replace(verdict, decisions=tuple(released)), kind="released")
     delivered = list(dict.fromkeys(a for d in released for a in d.deliver_to))
-    return Release(by=by, at=now, action=action.value, delivered_to=delivered, ses_message_ids=ses_ids)
+    return Release(by=by, at=now, action=action.value, delivered_to=delivered, ses_message_ids=ses_ids, reason=why)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,7 @@ class InboundRelease:
 
 
 def release_inbound(
-    item: QuarantineItem, *, action: Action | None, by: str, inbound: InboundFilter, now: datetime | None = None
+    item: QuarantineItem, *, action: Action | None, by: str, inbound: InboundFilter, now: datetime | None = None, why: str | None = None
 ) -> InboundRelease:
     """Release an inbound item: a blocked one as `action` (default allow), a deferred one by re-driving it.
 
@@ -127,20 +128,22 @@ def release_inbound(
                 f"{item.id} was deferred before the filter could finish: a release runs it through the filter again, "
                 "which decides per desk; leave out --to"
             )
-        return _redrive(item, by=by, inbound=inbound, now=now)
+        return _redrive(item, by=by, inbound=inbound, now=now, why=why)
     if kind == "blocked":
-        return InboundRelease(_release_blocked(item, action=action or Action.ALLOW, by=by, inbound=inbound, now=now))
+        return InboundRelease(_release_blocked(item, action=action or Action.ALLOW, by=by, inbound=inbound, now=now, why=why))
     raise ReleaseError(f"{item.id} is an inbound item of unknown kind {kind!r}")
 
 
-def _release_blocked(item: QuarantineItem, *, action: Action, by: str, inbound: InboundFilter, now: datetime) -> Release:
+def _release_blocked(
+    item: QuarantineItem, *, action: Action, by: str, inbound: InboundFilter, now: datetime, why: str | None = None
+) -> Release:
     """Forward the preserved raw message to the blocked desks (allow) or their partner contacts (reroute)."""
     message = _inbound_message(item)
     verdict = verdict_from_dict(item.verdict)
     blocked = [d for d in verdict.decisions if d.recipient in item.recipients]
     targets = _targets(item, blocked, action)
     raw = _stored_raw(item, inbound)
-    released = _as_released(blocked, action, targets, by, now)
+    released = _as_released(blocked, action, targets, by, now, why)
     # One forward to every desk (allow), or one per distinct set of partner contacts (reroute).
     groups = {tuple(targets): released} if action is Action.ALLOW else by_partner_contacts(released)
     ses_ids: list[str] = []
@@ -151,10 +154,10 @@ def _release_blocked(item: QuarantineItem, *, action: Action, by: str, inbound: 
             raise ReleaseError(f"{item.id} cannot be forwarded: {error}") from None
     inbound.decisions.record(replace(verdict, decisions=tuple(released)), kind="released")
     delivered = list(dict.fromkeys(a for d in released for a in d.deliver_to))
-    return Release(by=by, at=now, action=action.value, delivered_to=delivered, ses_message_ids=ses_ids)
+    return Release(by=by, at=now, action=action.value, delivered_to=delivered, ses_message_ids=ses_ids, reason=why)
 
 
-def _redrive(item: QuarantineItem, *, by: str, inbound: InboundFilter, now: datetime) -> InboundRelease:
+def _redrive(item: QuarantineItem, *, by: str, inbound: InboundFilter, now: datetime, why: str | None = None) -> InboundRelease:
     """Run a deferred item through the filter again; then deliver to the desks it now allows.
 
     SES's receipt rule finished long ago, so an allowed desk can no longer be delivered by
@@ -174,7 +177,7 @@ def _redrive(item: QuarantineItem, *, by: str, inbound: InboundFilter, now: date
             message.message_id, Direction.INBOUND, inbound.policy.default_cloud, item.recipients, kind="released",
             error=f"{stamp} Deferred again: {outcome.deferred}",
         )  # fmt: skip
-        return InboundRelease(Release(by=by, at=now, action="redrive", delivered_to=[]), outcome)
+        return InboundRelease(Release(by=by, at=now, action="redrive", delivered_to=[], reason=why), outcome)
 
     allowed = [d for d in outcome.verdict.decisions if d.effective is Action.ALLOW and d.recipient not in outcome.held]
     desks = tuple(d.recipient for d in allowed)
@@ -196,7 +199,7 @@ def _redrive(item: QuarantineItem, *, by: str, inbound: InboundFilter, now: date
         return d._replace(reason=f"{stamp} {d.reason}")
 
     inbound.decisions.record(replace(outcome.verdict, decisions=tuple(released(d) for d in outcome.verdict.decisions)), kind="released")
-    release = Release(by=by, at=now, action="redrive", delivered_to=list(dict.fromkeys(delivered)), ses_message_ids=ses_ids)
+    release = Release(by=by, at=now, action="redrive", delivered_to=list(dict.fromkeys(delivered)), ses_message_ids=ses_ids, reason=why)
     return InboundRelease(release, outcome, undelivered)
 
 
@@ -232,12 +235,15 @@ def _targets(item: QuarantineItem, blocked: Sequence[Decision], action: Action) 
 
 
 def _as_released(
-    blocked: Sequence[Decision], action: Action, targets: dict[str, tuple[str, ...]], by: str, now: datetime
+    blocked: Sequence[Decision], action: Action, targets: dict[str, tuple[str, ...]], by: str, now: datetime, why: str | None = None
 ) -> list[Decision]:
-    """The blocked decisions as the release carried them out: the record of kind "released"."""
+    """The blocked decisions as the release carried them out: the record of kind "released", with who, when and why."""
+    said = f" ({why})" if why else ""
     at = _stamp(now)
     return [
-        d._replace(effective=action, deliver_to=targets[d.recipient], reason=f"Released by {by} at {at} as {action.value}. {d.reason}")
+        d._replace(
+            effective=action, deliver_to=targets[d.recipient], reason=f"Released by {by} at {at} as {action.value}{said}. {d.reason}"
+        )
         for d in blocked
     ]
 
