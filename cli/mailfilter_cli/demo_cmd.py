@@ -1,72 +1,33 @@
 """`mailfilter demo`: the whole filter on embedded AWS services, no account and no Docker needed.
 
-DynamoDB is AWS's DynamoDB Local when Java and the jar are installed (moto's
-otherwise); S3, SES and SQS are moto's. Tables come from template.yaml, the
-sample directory is imported with `mailfilter directory import`'s own code,
-and every sample event goes through the real handler, as Lambda would call
-it. The report shows, per message, each recipient's decision and where the
-mail actually went: what SES sent and what is in quarantine.
+The services and resources are `mailfilter local up`'s own (`local_cmd.services`
+and `create_resources`), run in this process: AWS's DynamoDB Local when Java and
+the jar are installed (moto's DynamoDB otherwise) and moto's server for S3, SES
+and SQS; every table, bucket, queue and identity of template.yaml; the sample
+directory imported with `mailfilter directory import`'s code; the inbound
+samples' raw messages where the receipt rule stores them. Every sample event
+then goes through the real handler, as Lambda would call it. The report shows,
+per message, each recipient's decision and where the mail actually went: what
+SES accepted and what is in quarantine.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email import message_from_string
-from email import policy as email_policy
 from pathlib import Path
 from typing import Any
 
-import boto3
 import click
-from moto import mock_aws
-from moto.ses.models import ses_backends
 from rich.console import Console
 from rich.table import Table
 
-from mailfilter.aws import clients
-from mailfilter.aws.decisions import DecisionLog
-from mailfilter.aws.quarantine import Quarantine
-from mailfilter.events.send_request import parse_send_request
-from mailfilter_cli.directory_ops import import_directory
-from mailfilter_cli.dynamodb_local import DynamoDBLocalError, dynamodb_local
+from mailfilter_cli.local_cmd import AUDIT, GATEWAY, INBOUND, create_resources, function_for, services
 from mailfilter_cli.local_lambda import LocalFunction, environment
-from mailfilter_cli.sam_template import LOCAL_ACCOUNT, LOCAL_REGION, ROOT, create_table, function_spec
-
-BUCKET = "csp-mail-filter-demo"
-TABLES = ("DirectoryTable", "DecisionsTable", "IdempotencyTable")
-INBOUND, GATEWAY, AUDIT = "InboundFilterFunction", "OutboundGatewayFunction", "OutboundAuditFunction"
-
-
-def function_for(event: Any) -> str | None:
-    """Which function of the template takes this event, as its event source would deliver it."""
-    if not isinstance(event, dict):
-        return None
-    records = event.get("Records")
-    if isinstance(records, list) and records and isinstance(records[0], dict):
-        return {"aws:ses": INBOUND, "aws:sqs": GATEWAY}.get(records[0].get("eventSource"))
-    return AUDIT if event.get("source") == "aws.ses" else None
-
-
-def message_ids(event: dict[str, Any]) -> list[str]:
-    """The ids under which the functions record this event's messages."""
-    if function_for(event) == INBOUND:
-        return [event["Records"][0]["ses"]["mail"]["messageId"]]
-    if function_for(event) == AUDIT:
-        return [event["detail"]["mail"]["messageId"]]
-    ids = []
-    for record in event["Records"]:
-        ids.append(record.get("messageId", ""))
-        with contextlib.suppress(ValueError, TypeError, KeyError):  # an unreadable body is recorded under the SQS id
-            body = json.loads(record["body"])
-            ids.append(body.get("message_id") or "")
-            ids.append(parse_send_request(body).effective_message_id)
-    return list(dict.fromkeys(i for i in ids if i))
+from mailfilter_cli.sam_template import ROOT, function_spec
 
 
 @dataclass
@@ -79,58 +40,17 @@ class Outcome:
     quarantined: list[str] = field(default_factory=list)
 
 
-@contextlib.contextmanager
-def embedded_aws(use_dynamodb_local: bool) -> Iterator[str]:
-    """moto for every service; DynamoDB requests pass through to DynamoDB Local when it runs. Yields its name."""
-    with contextlib.ExitStack() as stack:
-        passthrough: list[str] = []
-        database = "moto's DynamoDB"
-        if use_dynamodb_local:
-            try:
-                endpoint = stack.enter_context(dynamodb_local())
-            except DynamoDBLocalError as error:
-                click.echo(f"DynamoDB Local is not available ({error}); using moto's DynamoDB instead.", err=True)
-            else:
-                stack.enter_context(environment({"AWS_ENDPOINT_URL_DYNAMODB": endpoint}))
-                passthrough.append(re.escape(endpoint) + ".*")
-                database = f"AWS DynamoDB Local at {endpoint}"
-        stack.enter_context(environment({"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AWS_DEFAULT_REGION": LOCAL_REGION}))
-        stack.enter_context(mock_aws(config={"core": {"passthrough": {"urls": passthrough, "services": []}}}))
-        clients.reset()
-        yield database
-        clients.reset()
-
-
-def create_resources(directory_file: Path) -> dict[str, str]:
-    """Tables as the template defines them, the mail bucket, verified identities, the sample directory."""
-    for name in TABLES:
-        create_table(clients.client("dynamodb"), name, name)
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    boto3.client("ses").verify_domain_identity(Domain="vendor.example")
-    import_directory(directory_file, "DirectoryTable")
-    return {"MAIL_BUCKET": BUCKET}
-
-
 def run_event(path: Path, functions: dict[str, LocalFunction]) -> Outcome | None:
+    """One sample event through the function its source would deliver it to (its raw message is already stored)."""
     event = json.loads(path.read_text(encoding="utf-8"))
     function_id = function_for(event)
     if function_id is None:
         return None
-    sent_before = len(ses_backends[LOCAL_ACCOUNT][LOCAL_REGION].sent_messages)
-    quarantine = Quarantine(BUCKET)
-    held_before = set(quarantine.ids())
-    if function_id == INBOUND:  # the receipt rule's S3 action stores the raw message first
-        raw = path.with_suffix(".eml")
-        boto3.client("s3").put_object(Bucket=BUCKET, Key=f"inbound/{message_ids(event)[0]}", Body=raw.read_bytes())
-    response = functions[function_id].invoke(event)
-    outcome = Outcome(path, function_id, response)
-    for message_id in message_ids(event):
-        outcome.decisions.extend(DecisionLog("DecisionsTable").for_message(message_id))
-    for message in ses_backends[LOCAL_ACCOUNT][LOCAL_REGION].sent_messages[sent_before:]:
-        raw_data = getattr(message, "raw_data", "") or ""
-        subject = message_from_string(raw_data, policy=email_policy.default)["Subject"] if raw_data else getattr(message, "subject", "")
-        outcome.sent.append((sorted(set(message.destinations)), str(subject or "")))
-    outcome.quarantined = sorted(set(quarantine.ids()) - held_before)
+    invocation = functions[function_id].run(event)
+    if invocation.error is not None:
+        raise invocation.error
+    outcome = Outcome(path, function_id, invocation.response, decisions=invocation.decisions, quarantined=invocation.quarantined)
+    outcome.sent = [(sorted(set(sent.recipients)), sent.subject) for sent in invocation.sent]
     return outcome
 
 
@@ -174,13 +94,14 @@ def demo(events_dir: Path, directory_file: Path, dynamodb: str, log_file: Path) 
     # powertools writes to standard output, go to the log file.
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 180)
     with (
-        embedded_aws(dynamodb == "local") as database,
+        services(dynamodb) as running,
+        environment(running.environment()),
         log_file.open("w", encoding="utf-8") as log,
         contextlib.redirect_stdout(log),
     ):
-        console.print(f"Embedded AWS: {database}; moto's S3, SES and SQS. Function logs: {log_file}")
-        overrides = create_resources(directory_file)
-        functions = {name: LocalFunction(function_spec(name, {"Parameters": overrides})) for name in (INBOUND, GATEWAY, AUDIT)}
+        console.print(f"Embedded AWS: {running.database}; moto's S3, SES and SQS at {running.moto}. Function logs: {log_file}")
+        made = create_resources(directory_file, events_dir)
+        functions = {name: LocalFunction(function_spec(name, {"Parameters": made.variables})) for name in (INBOUND, GATEWAY, AUDIT)}
         outcomes = [outcome for path in sorted(events_dir.glob("*.json")) if (outcome := run_event(path, functions))]
         for outcome in outcomes:
             report(console, outcome)

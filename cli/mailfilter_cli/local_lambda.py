@@ -2,26 +2,54 @@
 
 Where Docker exists, `sam local invoke` does this in a container; where it does
 not, `mailfilter invoke` and `mailfilter demo` import the same handler with the
-same environment and call it with a Lambda context.
+same environment and call it with a Lambda context. `LocalFunction.run` also
+reports what the invocation did through its AWS clients (what SES accepted,
+which decision records and quarantine items it wrote, whether powertools'
+idempotency record answered), seen with botocore's event hooks on the clients
+the handler uses, so concurrent invocations elsewhere do not blur it.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email import message_from_bytes
+from email import policy as email_policy
 from types import ModuleType
 from typing import Any
 
+from botocore.client import BaseClient
+
 from mailfilter.aws import clients
+from mailfilter.aws.directory_table import from_item
+from mailfilter.aws.quarantine import ITEMS
 from mailfilter_cli.sam_template import LOCAL_ACCOUNT, LOCAL_REGION, FunctionSpec
 
 # Locally there is no X-Ray daemon to send traces to.
 LOCAL_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true"}
+# What the AWS SDK reads from the environment rather than from the template: where the
+# services are, the region and the credentials. The Lambda runtime supplies these in the
+# cloud; `mailfilter invoke` takes them from the env-vars file, where `sam local` would
+# ignore them because the template does not declare them.
+SDK_VARIABLE = re.compile(r"AWS_(ENDPOINT_URL(_[A-Z0-9_]+)?|REGION|DEFAULT_REGION|ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN)")
+_WATCHED_SERVICES = ("dynamodb", "s3", "sesv2")
+
+
+def sdk_environment(env_vars: Mapping[str, Any], function_id: str) -> dict[str, str]:
+    """The AWS SDK settings of an env-vars document ("Parameters", then the function's section)."""
+    values: dict[str, str] = {}
+    for section in ("Parameters", function_id):
+        for name, value in (env_vars.get(section) or {}).items():
+            if SDK_VARIABLE.fullmatch(name):
+                values[name] = str(value)
+    return values
 
 
 @dataclass
@@ -60,6 +88,112 @@ def environment(values: dict[str, str]) -> Iterator[None]:
         clients.reset()
 
 
+@dataclass(frozen=True)
+class Sent:
+    """One message SES accepted: its envelope, subject and SES message id."""
+
+    recipients: tuple[str, ...]
+    subject: str
+    ses_message_id: str
+
+
+@dataclass
+class Invocation:
+    """One invocation: the handler's response (or the exception it raised) and what it did through AWS."""
+
+    function: str
+    response: Any = None
+    error: BaseException | None = None
+    sent: list[Sent] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)  # records written to DECISIONS_TABLE, oldest first
+    stored: list[str] = field(default_factory=list)  # keys written to MAIL_BUCKET
+    idempotency_answered: int = 0  # requests powertools answered from a record already in IDEMPOTENCY_TABLE
+    quarantine_prefix: str = "quarantine/"
+
+    def records(self, kind: str) -> list[dict[str, Any]]:
+        return [record for record in self.decisions if record.get("kind") == kind]
+
+    @property
+    def quarantined(self) -> list[str]:
+        """Ids of the quarantine items written (`<prefix>items/<day>/<id>.json`)."""
+        items = f"{self.quarantine_prefix}{ITEMS}"
+        return list(dict.fromkeys(key.rsplit("/", 1)[-1].removesuffix(".json") for key in self.stored if key.startswith(items)))
+
+
+class _Observer:
+    """botocore event hooks on the shared clients, reporting to the invocation running now.
+
+    Each client gets the hooks once (one unique id); invocations run one at a time, so
+    a module-wide "current" is enough, and it also covers threads the handler starts.
+    """
+
+    HOOK_ID = "mailfilter-local-invocation"
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.current: Invocation | None = None
+        self.tables: dict[str, str] = {}
+
+    def watch(self, client: BaseClient) -> None:
+        client.meta.events.register("before-parameter-build", self._keep_parameters, unique_id=f"{self.HOOK_ID}-params")
+        client.meta.events.register("after-call", self._after_call, unique_id=f"{self.HOOK_ID}-result")
+
+    @staticmethod
+    def _keep_parameters(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context[_Observer.HOOK_ID] = params
+
+    def _after_call(self, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        invocation, params = self.current, context.get(self.HOOK_ID)
+        if invocation is None or params is None:
+            return
+        service, operation = model.service_model.service_name, model.name
+        error = (parsed.get("Error") or {}).get("Code")
+        with self.lock:
+            if (service, operation) == ("sesv2", "SendEmail") and not error:
+                invocation.sent.append(_sent(params, parsed.get("MessageId", "")))
+            elif (service, operation) == ("s3", "PutObject") and not error and params.get("Bucket") == self.tables.get("MAIL_BUCKET"):
+                invocation.stored.append(params.get("Key", ""))
+            elif (service, operation) == ("dynamodb", "BatchWriteItem") and not error:
+                requests = params.get("RequestItems", {}).get(self.tables.get("DECISIONS_TABLE", ""), [])
+                unprocessed = parsed.get("UnprocessedItems", {}).get(self.tables.get("DECISIONS_TABLE", ""), [])
+                invocation.decisions.extend(
+                    from_item(r["PutRequest"]["Item"]) for r in requests if "PutRequest" in r and r not in unprocessed
+                )
+            elif (service, operation) == ("dynamodb", "PutItem") and error == "ConditionalCheckFailedException":
+                # powertools writes an INPROGRESS record only where none is (or it expired);
+                # refused, the record of an earlier invocation holds the key and answers.
+                item = params.get("Item", {})
+                if params.get("TableName") == self.tables.get("IDEMPOTENCY_TABLE") and item.get("status", {}).get("S") == "INPROGRESS":
+                    invocation.idempotency_answered += 1
+
+    @contextmanager
+    def observing(self, invocation: Invocation, environment: Mapping[str, str]) -> Iterator[None]:
+        self.tables = {name: environment.get(name, "") for name in ("DECISIONS_TABLE", "IDEMPOTENCY_TABLE", "MAIL_BUCKET")}
+        invocation.quarantine_prefix = environment.get("QUARANTINE_PREFIX") or invocation.quarantine_prefix
+        for service in _WATCHED_SERVICES:  # the clients the handler will take from the shared registry
+            self.watch(clients.client(service))
+        self.current = invocation
+        try:
+            yield
+        finally:
+            self.current = None
+            invocation.decisions.sort(key=lambda record: (record.get("at", ""), record.get("sk", "")))
+
+
+def _sent(params: Mapping[str, Any], ses_message_id: str) -> Sent:
+    destination = params.get("Destination", {})
+    recipients = [*destination.get("ToAddresses", []), *destination.get("CcAddresses", []), *destination.get("BccAddresses", [])]
+    raw = params.get("Content", {}).get("Raw", {}).get("Data", b"")
+    if raw:
+        subject = message_from_bytes(raw if isinstance(raw, bytes) else raw.encode(), policy=email_policy.default)["Subject"]
+    else:
+        subject = params.get("Content", {}).get("Simple", {}).get("Subject", {}).get("Data", "")
+    return Sent(tuple(recipients), str(subject or ""), ses_message_id)
+
+
+_observer = _Observer()
+
+
 class LocalFunction:
     """One function's handler, imported once with its environment and invoked like a warm Lambda."""
 
@@ -81,5 +215,17 @@ class LocalFunction:
         self.handler = getattr(self.module, spec.handler)
 
     def invoke(self, event: Any) -> Any:
-        with environment(self.environment):
-            return self.handler(event, LambdaContext(function_name=self.spec.logical_id))
+        invocation = self.run(event)
+        if invocation.error is not None:
+            raise invocation.error
+        return invocation.response
+
+    def run(self, event: Any) -> Invocation:
+        """Invoke the handler; the exception it raises, if any, is kept rather than raised, as Lambda reports it."""
+        invocation = Invocation(self.spec.logical_id)
+        with environment(self.environment), _observer.observing(invocation, self.environment):
+            try:
+                invocation.response = self.handler(event, LambdaContext(function_name=self.spec.logical_id))
+            except Exception as error:
+                invocation.error = error
+        return invocation

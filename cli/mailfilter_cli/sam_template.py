@@ -1,6 +1,6 @@
 """template.yaml read the way `sam local` reads it: functions, their environment, and table definitions.
 
-`mailfilter invoke`, `mailfilter demo` and the tests take resource definitions
+`mailfilter invoke`, `mailfilter demo`, `mailfilter local up` and the tests take resource definitions
 from the template itself, so nothing local can drift from what is deployed.
 """
 
@@ -18,8 +18,8 @@ from botocore.client import BaseClient
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
-LOCAL_ACCOUNT, LOCAL_REGION = "123456789012", "us-east-1"
-_PSEUDO = {"AWS::Region": LOCAL_REGION, "AWS::AccountId": LOCAL_ACCOUNT, "AWS::Partition": "aws", "AWS::StackName": "csp-mail-filter"}
+LOCAL_ACCOUNT, LOCAL_REGION, STACK_NAME = "123456789012", "us-east-1", "csp-mail-filter"
+_PSEUDO = {"AWS::Region": LOCAL_REGION, "AWS::AccountId": LOCAL_ACCOUNT, "AWS::Partition": "aws", "AWS::StackName": STACK_NAME}
 # CreateTable takes these properties of AWS::DynamoDB::Table as the template writes them.
 _CREATE_TABLE_PROPERTIES = ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes", "LocalSecondaryIndexes")
 
@@ -48,6 +48,32 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     return yaml.load(path.read_text(encoding="utf-8"), Loader=_TemplateLoader)
 
 
+def resources_of_type(resource_type: str, template: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The template's resources of one type ("AWS::SQS::Queue", ...), by logical id, in template order."""
+    resources = (template or load_template()).get("Resources", {})
+    return {logical_id: resource for logical_id, resource in resources.items() if resource.get("Type") == resource_type}
+
+
+def resource_variables(template: dict[str, Any] | None = None) -> dict[str, str]:
+    """Environment variables the functions declare as `!Ref <resource>`: variable name -> the resource's logical id."""
+    template = template or load_template()
+    resources = template.get("Resources", {})
+    environments = [template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})]
+    environments += [
+        resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        for resource in resources.values()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    ]
+    variables: dict[str, str] = {}
+    for environment in environments:
+        for name, value in environment.items():
+            if isinstance(value, dict) and len(value) == 1:
+                (tag, argument), *_ = value.items()
+                if tag in ("!Ref", "Ref") and argument in resources:
+                    variables[name] = argument
+    return variables
+
+
 def table_definition(logical_id: str, template: dict[str, Any] | None = None) -> dict[str, Any]:
     """The CreateTable arguments (without TableName) of one AWS::DynamoDB::Table."""
     resource = (template or load_template())["Resources"].get(logical_id)
@@ -62,11 +88,11 @@ def ttl_attribute(logical_id: str, template: dict[str, Any] | None = None) -> st
     return ttl.get("AttributeName") if ttl.get("Enabled") else None
 
 
-def create_table(client: BaseClient, logical_id: str, table_name: str) -> None:
+def create_table(client: BaseClient, logical_id: str, table_name: str, template: dict[str, Any] | None = None) -> None:
     """Create `table_name` as the template defines `logical_id` (keys, indexes, TTL) and wait for it."""
-    client.create_table(TableName=table_name, **table_definition(logical_id))
+    client.create_table(TableName=table_name, **table_definition(logical_id, template))
     client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
-    if attribute := ttl_attribute(logical_id):
+    if attribute := ttl_attribute(logical_id, template):
         client.update_time_to_live(TableName=table_name, TimeToLiveSpecification={"AttributeName": attribute, "Enabled": True})
 
 
