@@ -117,7 +117,7 @@ cli.add_command("mailfilter_cli.quarantine_cmd:quarantine", short_help="List, sh
 cli.add_command("mailfilter_cli.policy_cmd:policy", short_help="Validate and show policy files.")
 cli.add_command("mailfilter_cli.invoke_cmd:invoke", short_help="Invoke one function of template.yaml in this process.")
 cli.add_command("mailfilter_cli.demo_cmd:demo", short_help="Run the sample events through the real functions.")
-cli.add_command("mailfilter_cli.local_cmd:local", short_help="Run the stack's AWS services here: DynamoDB Local and moto, from template.yaml.")
+cli.add_command("mailfilter_cli.local_cmd:local", short_help="Run the template's AWS services here: DynamoDB Local and moto.")
 
 if __name__ == "__main__":  # python -m mailfilter_cli.main
     cli(prog_name="mailfilter")
