@@ -27,7 +27,7 @@ from rich.table import Table
 
 from mailfilter_cli.local_cmd import AUDIT, GATEWAY, INBOUND, create_resources, function_for, services
 from mailfilter_cli.local_lambda import LocalFunction, environment
-from mailfilter_cli.sam_template import ROOT, function_spec
+from mailfilter_cli.sam_template import function_spec, project_root
 
 
 @dataclass
@@ -82,14 +82,20 @@ def report(console: Console, outcome: Outcome) -> None:
 
 
 @click.command()
-@click.option("--events", "events_dir", default=ROOT / "events", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--directory", "directory_file", default=ROOT / "events" / "directory.jsonl", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--events", "events_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Default: the project's events/."
+)
+@click.option("--directory", "directory_file", type=click.Path(exists=True, path_type=Path), help="Default: events/directory.jsonl.")
 @click.option(
     "--dynamodb", type=click.Choice(["local", "moto"]), default="local", show_default=True, help="DynamoDB Local (needs Java) or moto."
 )
-@click.option("--log-file", default=ROOT / ".demo-function-logs.jsonl", type=click.Path(dir_okay=False, path_type=Path))
-def demo(events_dir: Path, directory_file: Path, dynamodb: str, log_file: Path) -> None:
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), help="Default: .demo-function-logs.jsonl in the project.")
+def demo(events_dir: Path | None, directory_file: Path | None, dynamodb: str, log_file: Path | None) -> None:
     """Run every sample event through the real functions on embedded AWS services, and report."""
+    root = project_root()
+    events_dir = events_dir or root / "events"
+    directory_file = directory_file or events_dir / "directory.jsonl"
+    log_file = log_file or root / ".demo-function-logs.jsonl"
     # The report goes to the terminal; the functions' own structured logs and metrics, which
     # powertools writes to standard output, go to the log file.
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 180)

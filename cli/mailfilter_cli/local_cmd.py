@@ -57,11 +57,11 @@ from mailfilter_cli.local_lambda import environment
 from mailfilter_cli.sam_template import (
     LOCAL_REGION,
     STACK_NAME,
-    TEMPLATE,
     create_table,
     function_spec,
     load_template,
     parameter_values,
+    project_template,
     resource_variables,
     resources_of_type,
 )
@@ -276,10 +276,11 @@ def _queue_attributes(properties: dict[str, Any]) -> dict[str, str]:
 def create_resources(
     directory_file: Path | None,
     events_dir: Path | None,
-    template_path: Path = TEMPLATE,
+    template_path: Path | None = None,
     say: Callable[[str], None] = lambda text: None,
 ) -> Resources:
     """Create what the template declares on the current endpoints, import the directory, store the inbound samples."""
+    template_path = template_path or project_template()
     template = load_template(template_path)
     made = Resources()
     for resource_type in ("AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::SQS::Queue", "AWS::SES::ConfigurationSet"):
@@ -330,7 +331,7 @@ def create_resources(
     return made
 
 
-def store_inbound_samples(events_dir: Path, bucket: str, template_path: Path = TEMPLATE) -> list[str]:
+def store_inbound_samples(events_dir: Path, bucket: str, template_path: Path | None = None) -> list[str]:
     """Each inbound event's raw message (the .eml beside it), where the receipt rule's S3 action stores it."""
     prefix = function_spec(INBOUND, template_path=template_path).environment.get("INBOUND_PREFIX", "inbound/")
     keys = []

@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 from botocore.client import BaseClient
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "template.yaml"
+from mailfilter_cli.settings import project_dir
+
 LOCAL_ACCOUNT, LOCAL_REGION, STACK_NAME = "123456789012", "us-east-1", "csp-mail-filter"
 _PSEUDO = {"AWS::Region": LOCAL_REGION, "AWS::AccountId": LOCAL_ACCOUNT, "AWS::Partition": "aws", "AWS::StackName": STACK_NAME}
 # CreateTable takes these properties of AWS::DynamoDB::Table as the template writes them.
@@ -43,8 +43,23 @@ def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
 _TemplateLoader.add_multi_constructor("!", _any_tag)
 
 
+def project_root() -> Path:
+    """The project directory the command runs in (settings.project_dir): never a path beside the installed package."""
+    root = project_dir()
+    assert root is not None  # required=True raises ProjectNotFoundError instead
+    return root
+
+
+def project_template() -> Path:
+    return project_root() / "template.yaml"
+
+
+def load_template(path: Path | None = None) -> dict[str, Any]:
+    return _read_template((path or project_template()).resolve())
+
+
 @cache
-def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+def _read_template(path: Path) -> dict[str, Any]:
     return yaml.load(path.read_text(encoding="utf-8"), Loader=_TemplateLoader)
 
 
@@ -129,13 +144,14 @@ def parameter_values(template: dict[str, Any], overrides: dict[str, str] | None 
     return values
 
 
-def function_spec(logical_id: str, env_vars: dict[str, Any] | None = None, template_path: Path = TEMPLATE) -> FunctionSpec:
+def function_spec(logical_id: str, env_vars: dict[str, Any] | None = None, template_path: Path | None = None) -> FunctionSpec:
     """A function's code, handler and environment; `env_vars` is a `sam local --env-vars` document.
 
     As with sam local, the document's "Parameters" section overrides variables of
     every function and its section named after the function overrides that one's;
     only variables the template declares are set.
     """
+    template_path = (template_path or project_template()).resolve()
     template = load_template(template_path)
     resource = template.get("Resources", {}).get(logical_id)
     if resource is None or resource.get("Type") != "AWS::Serverless::Function":
