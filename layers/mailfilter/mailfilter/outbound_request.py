@@ -122,9 +122,7 @@ def _identities(headers: list[tuple[str, str]], policy: Policy) -> tuple[str, ..
 
 
 def _check_subject(request: SendRequest, headers: list[tuple[str, str]]) -> None:
-    subjects = values(headers, "Subject")
-    if len(subjects) > 1:
-        raise RefusedRequest(f"the message has {len(subjects)} Subject headers; a mail program shows only one of them")
+    # Two Subject headers never get here: `compose_original` refuses a header SES accepts only once.
     if request.raw is not None and request.subject and pattern_text(request.subject) != subject_text(headers):
         raise RefusedRequest(
             "subject differs from the raw message's Subject header, which is what is sent: leave subject out of a raw request"
