@@ -19,11 +19,10 @@ import base64
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from email.header import Header
 from email.utils import formataddr
 
 from mailfilter.delivery.mime import header_safe
-from mailfilter.delivery.raw import MAX_LINE, SES_SINGLE_FIELDS, HeaderField, split_message
+from mailfilter.delivery.raw import MAX_LINE, SES_SINGLE_FIELDS, HeaderField, new_field, split_message
 from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES
 from mailfilter.reading import hides_a_line_break
 
@@ -89,13 +88,7 @@ def _field(name: str, value: str, newline: bytes) -> bytes:
     """One header line the filter writes, folded and encoded so that SES accepts it and nothing can be injected."""
     if hides_a_line_break(value):
         value = header_safe(value)  # decoded and kept as one line of text
-    value = value.replace("\r", " ").replace("\n", " ").replace("\x00", "")
-    charset = "us-ascii" if value.isascii() else "utf-8"
-    encoded = Header(value, charset, header_name=name).encode(linesep=newline.decode("ascii"))
-    if any(len(line) > MAX_LINE - len(name) - 2 for line in encoded.split(newline.decode("ascii"))):
-        # An unbreakable token longer than a line: encoded words can be split where plain text cannot.
-        encoded = Header(value, "utf-8", header_name=name).encode(linesep=newline.decode("ascii"))
-    return f"{name}: {encoded}".encode("ascii") + newline
+    return new_field(name, value, newline).raw
 
 
 def _passed_on(field: HeaderField, name: str, newline: bytes) -> bytes:

@@ -124,7 +124,7 @@ def _check_ses_accepts(raw: RawMessage) -> None:
         counts[field.key] = counts.get(field.key, 0) + 1
         if any(len(line.rstrip(b"\r")) > MAX_LINE for line in field.raw.split(b"\n")):
             raise CompositionError(f"raw's {field.name} header has a line longer than {MAX_LINE} characters, which SES refuses; fold it")
-    repeated = sorted(key for key, count in counts.items() if count > 1 and key in SES_SINGLE_FIELDS and key != "bcc")
+    repeated = sorted(key for key, count in counts.items() if count > 1 and key in SES_SINGLE_FIELDS)
     if repeated:
         raise CompositionError(f"raw repeats headers that SES accepts only once: {', '.join(repeated)}")
 

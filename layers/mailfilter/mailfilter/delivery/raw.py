@@ -199,10 +199,15 @@ SES_SINGLE_FIELDS = frozenset(
 
 
 def new_field(name: str, value: str, newline: bytes) -> HeaderField:
-    """A field the filter writes: one line of text, folded, non-ASCII RFC 2047-encoded, so nothing can be injected."""
-    value = " ".join(re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]", " ", value).split())
+    """A field the filter writes: one line of text (CR and LF as spaces, NUL dropped), folded, non-ASCII
+    RFC 2047-encoded, so nothing can be injected. Callers defuse encoded words that hide a line break first."""
+    value = value.replace("\r", " ").replace("\n", " ").replace("\x00", "")
     charset = "us-ascii" if value.isascii() else "utf-8"
-    encoded = Header(value, charset, header_name=name).encode(linesep=newline.decode("ascii"))
+    linesep = newline.decode("ascii")
+    encoded = Header(value, charset, header_name=name).encode(linesep=linesep)
+    if any(len(line) > MAX_LINE - len(name) - 2 for line in encoded.split(linesep)):
+        # An unbreakable token longer than a line: encoded words can be split where plain text cannot.
+        encoded = Header(value, "utf-8", header_name=name).encode(linesep=linesep)
     return HeaderField(f"{name}: {encoded}".encode("ascii") + newline)
 
 
