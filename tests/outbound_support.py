@@ -8,6 +8,7 @@ SendEmail parameters (envelope, tags, configuration set) from a botocore hook.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import uuid
@@ -125,8 +126,17 @@ class Harness:
         self.tables = tables
         self.calls: list[dict[str, Any]] = []
         self.fail_next: list[str] = []  # destinations whose next send raises a throttling error
+        self.wire: list[bytes] = []  # the raw message of each send, as it went over the wire
         ses = clients.client("sesv2")
         ses.meta.events.register("provide-client-params.sesv2.SendEmail", self._capture)
+        ses.meta.events.register("request-created.sesv2.SendEmail", self._capture_wire)
+
+    def _capture_wire(self, request: Any, **_: Any) -> None:
+        body = request.body
+        data = body if isinstance(body, bytes) else body.read()
+        if not isinstance(body, bytes):
+            body.seek(0)
+        self.wire.append(base64.b64decode(json.loads(data)["Content"]["Raw"]["Data"]))
 
     def _capture(self, params: dict[str, Any], **_: Any) -> None:
         destinations = params["Destination"]["ToAddresses"]
@@ -148,9 +158,9 @@ class Harness:
                 tags={t["Name"]: t["Value"] for t in call.get("EmailTags", [])},
                 configuration_set=call.get("ConfigurationSetName"),
                 message=message_from_bytes(message.raw_data.encode(), policy=email_policy.default),
-                raw=call["Content"]["Raw"]["Data"],
+                raw=wire,
             )
-            for call, message in zip(self.calls, raw, strict=True)
+            for call, message, wire in zip(self.calls, raw, self.wire, strict=True)
         ]
 
     def quarantine(self) -> Quarantine:

@@ -137,7 +137,8 @@ def test_no_generated_address_shows_its_local_part_beyond_its_first_character(ad
     shown = mask_in_text(f"refused {address} because")
     assert "***@" in shown
     assert domain in shown
-    if len(local) > 1 and local not in sentence_without_it:
+    # A local part that is its first character then asterisks ("0*") reads like its own mask.
+    if len(local) > 1 and local not in sentence_without_it and local[1:].strip("*"):
         assert local not in shown
 
 

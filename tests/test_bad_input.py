@@ -304,7 +304,7 @@ def test_any_send_request_is_refused_with_an_error_or_composed_without_injection
     verdict = evaluate(reading.message, DIRECTORY, POLICY)
     allowed = {d.recipient for d in verdict.decisions if d.action.value == "allow"}
     if allowed:
-        assert_one_line_headers(allowed_copy(original, request, allowed), allowed | {a.lower() for a in request.recipients})
+        assert_one_line_headers(bytes(allowed_copy(original, request, allowed)), allowed | {a.lower() for a in request.recipients})
 
 
 BASE_EVENT, _ = sample("csp-customer-to-billing")

@@ -18,22 +18,42 @@ from test_template import as_list, expand, identity_statements, raw_template, re
 
 IDEMPOTENCY = {("dynamodb:getitem", "table IdempotencyTable"), ("dynamodb:putitem", "table IdempotencyTable"),
                ("dynamodb:updateitem", "table IdempotencyTable"), ("dynamodb:deleteitem", "table IdempotencyTable")}  # fmt: skip
+LEDGER = {("dynamodb:updateitem", "table IdempotencyTable")}  # the gateway's claim, marks and finish
 DIRECTORY_READ = {("dynamodb:batchgetitem", "table DirectoryTable"), ("dynamodb:getitem", "table DirectoryTable")}
 DECISIONS_WRITE = {("dynamodb:batchwriteitem", "table DecisionsTable"), ("dynamodb:putitem", "table DecisionsTable")}
 SEND_AS_FILTER = {("ses:sendemail", "ses from FilterFromAddress"), ("ses:sendrawemail", "ses from FilterFromAddress")}
 SEND_AS_VENDOR = {("ses:sendemail", "ses from *@VendorDomains"), ("ses:sendrawemail", "ses from *@VendorDomains")}
 QUARANTINE_WRITE = {("s3:putobject", "bucket MailBucket/quarantine/*")}
 
+POLICY_PROFILE = (
+    "appconfig application/${PolicyApplication.ApplicationId}/environment/${PolicyEnvironment.EnvironmentId}"
+    "/configuration/${PolicyProfile.ConfigurationProfileId}"
+)
+
 ALLOWANCE = {
     "InboundFilterFunctionRole": DIRECTORY_READ | DECISIONS_WRITE | IDEMPOTENCY | QUARANTINE_WRITE | SEND_AS_FILTER
     | {("s3:getobject", "bucket MailBucket/inbound/*")},
-    "OutboundGatewayFunctionRole": DIRECTORY_READ | DECISIONS_WRITE | IDEMPOTENCY | QUARANTINE_WRITE | SEND_AS_FILTER | SEND_AS_VENDOR
-    | {(f"sqs:{a}", "queue OutboundQueue") for a in ("receivemessage", "deletemessage", "changemessagevisibility", "getqueueattributes")},
+    "OutboundGatewayFunctionRole": DIRECTORY_READ | DECISIONS_WRITE | LEDGER | QUARANTINE_WRITE | SEND_AS_FILTER | SEND_AS_VENDOR
+    | {(f"sqs:{a}", "queue OutboundQueue") for a in ("receivemessage", "deletemessage", "changemessagevisibility", "getqueueattributes")}
+    | {("s3:getobject", "bucket MailBucket/outgoing/*")},
     "OutboundAuditFunctionRole": DIRECTORY_READ | DECISIONS_WRITE | {("sqs:sendmessage", "queue AuditDeadLetterQueue")},
+    # SMTP interception (docs/smtp.md): Mail Manager stores under outgoing/smtp/ and invokes the intake;
+    # the intake reads only there and may only queue requests for the gateway.
+    "SmtpStoreRole": {("s3:putobject", "bucket MailBucket/outgoing/smtp/*")},
+    "SmtpInvokeRole": {("lambda:invokefunction", "function SmtpIntakeFunction")},
+    "SmtpIntakeFunctionRole": {("s3:getobject", "bucket MailBucket/outgoing/smtp/*"), ("sqs:sendmessage", "queue OutboundQueue")},
+    # Digests (docs/policy.md): read a day's decisions through the by-day index, claim each digest, send as the filter;
+    # each schedule's role may only invoke the function.
+    "DigestsFunctionRole": {("dynamodb:query", "index DecisionsTable/by-day"), ("dynamodb:updateitem", "table IdempotencyTable")}
+    | SEND_AS_FILTER,
+    "DigestsFunctionSenderDigestsRole": {("lambda:invokefunction", "function DigestsFunction")},
+    "DigestsFunctionPartnerDigestsRole": {("lambda:invokefunction", "function DigestsFunction")},
+    # The policy without a deploy (docs/policy.md): read this stack's policy profile, nothing else of AppConfig.
+    "ReadPolicyFromAppConfig": {(a, POLICY_PROFILE) for a in ("appconfig:startconfigurationsession", "appconfig:getlatestconfiguration")},
 }  # fmt: skip
 
 SES_ANY_IDENTITY = "arn:aws:ses:${AWS::Region}:${AWS::AccountId}:identity/*"
-KINDS = {"AWS::DynamoDB::Table": "table", "AWS::SQS::Queue": "queue", "AWS::S3::Bucket": "bucket"}
+KINDS = {"AWS::DynamoDB::Table": "table", "AWS::SQS::Queue": "queue", "AWS::S3::Bucket": "bucket", "AWS::Serverless::Function": "function"}
 
 
 def reach(resource: Any, statement: dict[str, Any]) -> str:
@@ -42,6 +62,11 @@ def reach(resource: Any, statement: dict[str, Any]) -> str:
         name = resource["Fn::GetAtt"][0]
         return f"{KINDS.get(raw_template()['Resources'][name]['Type'], '?')} {name}"
     text = json.dumps(resource)
+    if text.startswith('{"Fn::Sub": "arn:${AWS::Partition}:appconfig:${AWS::Region}:${AWS::AccountId}:'):
+        return "appconfig " + resource["Fn::Sub"].split("${AWS::AccountId}:", 1)[1]
+    if text.startswith('{"Fn::Sub": "${') and ".Arn}/index/" in text:
+        table, index = resource["Fn::Sub"][2:].split(".Arn}/index/")
+        return f"index {table}/{index}"
     if text.startswith('{"Fn::Sub": "${MailBucket.Arn}/'):
         return "bucket MailBucket/" + resource["Fn::Sub"].split("/", 1)[1]
     if ":ses:${AWS::Region}:${AWS::AccountId}:" in text:
@@ -136,3 +161,29 @@ def test_each_queue_has_one_policy_because_sqs_keeps_only_the_last_one_applied()
     applied = Counter(t["Ref"] for r in resources("AWS::SQS::QueuePolicy").values() for t in r["Properties"]["Queues"])
     assert {queue for queue, count in applied.items() if count > 1} == set()
     assert set(applied) == set(resources("AWS::SQS::Queue"))
+
+
+def test_policy_from_appconfig_is_read_by_exactly_the_three_deciding_functions_and_digests_and_only_when_in_force():
+    """Rule: the functions may read this stack's policy profile, and only while PolicyFromAppConfig is in-force."""
+    read = resources("AWS::IAM::Policy")["ReadPolicyFromAppConfig"]
+    assert read["Condition"] == "PolicyFromAppConfigInForce"
+    assert raw_template()["Conditions"]["PolicyFromAppConfigInForce"] == {"Fn::Equals": [{"Ref": "PolicyFromAppConfig"}, "in-force"]}
+    assert raw_template()["Parameters"]["PolicyFromAppConfig"]["Default"] == "off"
+    roles = {role["Ref"] for role in read["Properties"]["Roles"]}
+    assert roles == {"InboundFilterFunctionRole", "OutboundGatewayFunctionRole", "OutboundAuditFunctionRole", "DigestsFunctionRole"}
+
+
+def test_the_policy_validator_reaches_nothing_and_only_appconfig_of_this_account_may_invoke_it():
+    """Rule: AppConfig's validator only parses what AppConfig sends; no other caller, no AWS data."""
+    assert "PolicyValidatorFunctionRole" not in grants(expand(raw_template()))
+    assert "Policies" not in resources("AWS::Serverless::Function")["PolicyValidatorFunction"]["Properties"]
+    permission = resources("AWS::Lambda::Permission")["PolicyValidatorPermission"]["Properties"]
+    assert permission["Principal"] == "appconfig.amazonaws.com"
+    assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+def test_the_allowance_check_catches_a_read_of_every_appconfig_profile():
+    template = copy.deepcopy(raw_template())
+    statement = template["Resources"]["ReadPolicyFromAppConfig"]["Properties"]["PolicyDocument"]["Statement"][0]
+    statement["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:appconfig:${AWS::Region}:${AWS::AccountId}:application/*"}
+    assert grants(expand(template)) != ALLOWANCE

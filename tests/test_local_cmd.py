@@ -60,6 +60,7 @@ EXPECTED_SENDS = {
     "outbound-product-to-csp-only.json": [],
     "outbound-subscription-to-csp-customer.json": [["csp-desk@fabrikam.example"]],
     "outbound-two-customers-one-partner.json": [["csp-desk@fabrikam.example"], ["csp-desk@fabrikam.example"]],
+    "smtp-intercepted-mixed-recipients.json": [],  # queued for the gateway; the intake sends nothing itself
 }
 EXIT_1 = {"outbound-invalid-request.json"}
 
@@ -249,7 +250,7 @@ def test_a_repeated_invoke_says_the_idempotency_record_answered_and_nothing_is_s
     second = invoke(project, event)
     assert second.returncode == 0, second.stderr[-2000:]
     assert json.loads(second.stdout) == json.loads(first.stdout)
-    assert "powertools' idempotency record in IdempotencyTable answered 1 request" in second.stderr
+    assert "the record in IdempotencyTable answered 1 request" in second.stderr
     assert "nothing was sent or recorded again" in second.stderr
     assert len(ses_sends(project)) == before + 1
 

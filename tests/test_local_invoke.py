@@ -38,7 +38,9 @@ def test_env_vars_file_overrides_declared_variables_only():
 
 
 def test_unknown_function_names_the_functions_there_are():
-    with pytest.raises(TemplateError, match="functions: InboundFilterFunction, OutboundAuditFunction, OutboundGatewayFunction"):
+    with pytest.raises(
+        TemplateError, match="functions: DigestsFunction, InboundFilterFunction, OutboundAuditFunction, OutboundGatewayFunction"
+    ):
         function_spec("NoSuchFunction")
 
 
@@ -90,10 +92,12 @@ def test_demo_runs_every_sample_event_through_the_real_functions(dynamodb_local,
     assert 'inbound-csp-customer-to-support.json → InboundFilterFunction: {"disposition": "CONTINUE"}' in output
     assert "SES sent to csp-desk@fabrikam.example: [CSP customer Tailspin Toys] Your Azure subscription renews" in output
     assert "SES sent to cto@woodgrovebank.com: Introducing new Azure features" in output
+    # the SMTP sample goes from Mail Manager's invocation through the intake and the queue to the gateway
+    assert "smtp-intercepted-mixed-recipients.json → SmtpIntakeFunction → OutboundGatewayFunction" in output
     assert output.count("quarantined: ") >= 4  # the blocked outbound recipient, spam, DMARC failure, spoofed sender
     assert "violation" in output
     assert re.search(
-        r"16 events; recipient decisions: \d+ allow, \d+ block, 1 rejected, \d+ reroute, 1 violation; \d+ messages sent by SES; [4-9] kept",
+        r"17 events; recipient decisions: \d+ allow, \d+ block, 1 rejected, \d+ reroute, 1 violation; \d+ messages sent by SES; [4-9] kept",
         output,
     )
     assert (tmp_path / "logs.jsonl").read_text(encoding="utf-8").count('"service":"csp-mail-filter"') > 10

@@ -22,7 +22,7 @@ from mailfilter.events.ses_sent import parse_email_sent_event, sent_message
 from mailfilter_cli.sam_template import function_spec
 
 FILTER_CALLER_IDENTITIES = function_spec("OutboundAuditFunction").environment["FILTER_CALLER_IDENTITIES"]
-GATEWAY_ROLE, INBOUND_FILTER_ROLE = FILTER_CALLER_IDENTITIES.split(",")
+GATEWAY_ROLE, INBOUND_FILTER_ROLE = FILTER_CALLER_IDENTITIES.split(",")[:2]  # then the digests function's role
 PLAIN_SUBJECT = "Your Azure subscription invoice"
 ENCODED_SUBJECT = "=?utf-8?b?" + base64.b64encode(PLAIN_SUBJECT.encode()).decode() + "?="
 

@@ -152,10 +152,10 @@ def test_no_notice_or_copy_names_an_address_its_recipient_may_not_see(to, cc, re
 
     allowed = {d.recipient for d in verdict.decisions if d.effective is Action.ALLOW}
     if allowed:
-        copy = allowed_copy(reading.original, reading.request, allowed)
+        copy = bytes(allowed_copy(reading.original, reading.request, allowed))
         assert (addresses_in(copy) & header_addresses) <= allowed
     for group in reroute_groups(verdict.decisions):
-        notice = partner_notice(reading.original, reading.request, verdict, group, FILTER_FROM)
+        notice = bytes(partner_notice(reading.original, reading.request, verdict, group, FILTER_FROM))
         parsed = message_from_bytes(notice, policy=email_policy.default)
         (attachment,) = list(parsed.iter_attachments())
         shown = addresses_in(attachment.get_content().as_bytes())

@@ -351,9 +351,9 @@ class World:
         messages = get_backend("ses")[ACCOUNT][REGION].sent_messages
         assert len(messages) == len(self.harness.calls), "every SES call is captured"
         out = []
-        for call, message in zip(self.harness.calls[start:], messages[start:], strict=True):
+        for call, message, wire in zip(self.harness.calls[start:], messages[start:], self.harness.wire[start:], strict=True):
             received = message.raw_data.encode("utf-8", "surrogateescape")
-            assert received == call["Content"]["Raw"]["Data"], "moto holds the bytes the handler gave SES"
+            assert received == wire, "moto holds the bytes the handler gave SES"
             out.append((list(call["Destination"]["ToAddresses"]), received))
         return out
 

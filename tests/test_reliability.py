@@ -26,7 +26,8 @@ from load_run import (
 )
 
 from mailfilter.aws import clients
-from mailfilter.aws.progress import SendProgress
+from mailfilter.aws.ledger import LedgerError, MessageInProgress, MessageLedger
+from mailfilter.ports import Claim, Done
 
 # ---------------------------------------------------------------- the run itself
 
@@ -170,19 +171,39 @@ def idempotency_table(dynamodb_local):
 
 def test_a_send_marker_is_written_through_throttling_that_outlasts_botocores_retries(idempotency_table):
     # A marker lost after SES accepted a send makes the retry send that mail again.
-    progress = SendProgress(idempotency_table)
+    ledger = MessageLedger(idempotency_table, ttl_seconds=3600)
+    assert ledger.claim("m-1") == Claim()
     calls = _fail(clients.client("dynamodb"), "UpdateItem", "ProvisionedThroughputExceededException", times=3)
-    progress.mark("m-1", "allow")
+    ledger.mark("m-1", "allow")
     assert calls[0] == 4
-    assert progress.completed("m-1") == {"allow"}
+    ledger.abandon("m-1")
+    assert ledger.claim("m-1") == Claim(frozenset({"allow"})), "the retry resumes after the marked send"
 
 
 def test_a_send_marker_is_not_retried_on_a_permanent_error(idempotency_table):
-    progress = SendProgress(idempotency_table)
+    ledger = MessageLedger(idempotency_table, ttl_seconds=3600)
     calls = _fail(clients.client("dynamodb"), "UpdateItem", "ValidationException", times=1)
-    with pytest.raises(ClientError):
-        progress.mark("m-2", "allow")
+    with pytest.raises(LedgerError):
+        ledger.mark("m-2", "allow")
     assert calls[0] == 1
+
+
+def test_a_claimed_message_is_not_claimed_again_while_its_lease_runs(idempotency_table):
+    """Exactly once under concurrent copies of a batch: the second invocation is told to retry later."""
+    ledger = MessageLedger(idempotency_table, ttl_seconds=3600)
+    assert ledger.claim("m-3") == Claim()
+    with pytest.raises(MessageInProgress):
+        ledger.claim("m-3")
+
+
+def test_a_finished_message_answers_with_its_result_and_its_records_are_written_with_it(idempotency_table):
+    ledger = MessageLedger(idempotency_table, ttl_seconds=3600)
+    ledger.claim("m-4")
+    record = {"id": {"S": "record-of-m-4"}, "note": {"S": "written in the same transaction"}}
+    ledger.finish("m-4", {"status": "processed", "allowed": 1}, [(idempotency_table, record)], step="allow")
+    assert ledger.claim("m-4") == Done({"status": "processed", "allowed": 1})
+    stored = clients.client("dynamodb").get_item(TableName=idempotency_table, Key={"id": {"S": "record-of-m-4"}})["Item"]
+    assert stored["note"]["S"] == "written in the same transaction"
 
 
 # ---------------------------------------------------------------- inbound: a disposition or a deferred record, always

@@ -160,14 +160,14 @@ def test_every_ses_send_is_limited_by_from_address():
         for owner, s in identity_statements(expand(raw_template()))
         if any(a.lower().startswith("ses:send") for a in as_list(s.get("Action", [])))
     ]
-    assert {owner for owner, _ in sends} == {"InboundFilterFunctionRole", "OutboundGatewayFunctionRole"}
+    assert {owner for owner, _ in sends} == {"InboundFilterFunctionRole", "OutboundGatewayFunctionRole", "DigestsFunctionRole"}
     for owner, statement in sends:
         conditions = {key for operator in statement.get("Condition", {}).values() for key in operator}
         assert "ses:FromAddress" in conditions, (owner, statement.get("Sid"))
 
 
 def test_filter_sends_only_as_the_filter_from_address():
-    for function in ("InboundFilterFunction", "OutboundGatewayFunction"):
+    for function in ("InboundFilterFunction", "OutboundGatewayFunction", "DigestsFunction"):
         statements = resources("AWS::Serverless::Function")[function]["Properties"]["Policies"][0]["Statement"]
         (filter_send,) = [s for s in statements if s["Sid"] == "SendAsFilterOnly"]
         assert filter_send["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "FilterFromAddress"}}}
@@ -176,11 +176,16 @@ def test_filter_sends_only_as_the_filter_from_address():
 # ---------------------------------------------------------------- wiring
 
 
-def test_every_function_runs_python313_on_arm64_with_tracing():
-    function_globals = raw_template()["Globals"]["Function"]
+def test_every_function_runs_python313_on_arm64_traced_unless_the_operator_turns_tracing_off():
+    template = raw_template()
+    function_globals = template["Globals"]["Function"]
     assert function_globals["Runtime"] == "python3.13"
     assert function_globals["Architectures"] == ["arm64"]
-    assert function_globals["Tracing"] == "Active"
+    assert template["Parameters"]["Tracing"]["Default"] == "Active"
+    assert template["Conditions"]["TracingOn"] == {"Fn::Equals": [{"Ref": "Tracing"}, "Active"]}
+    assert function_globals["Tracing"] == {"Fn::If": ["TracingOn", "Active", "PassThrough"]}
+    # off, the handlers do not even import the X-Ray SDK (mailfilter.tracing)
+    assert function_globals["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == {"Fn::If": ["TracingOn", "false", "true"]}
 
 
 def test_functions_get_every_setting_they_read_from_the_environment():
@@ -198,6 +203,10 @@ def test_functions_get_every_setting_they_read_from_the_environment():
         "DECISION_RETENTION_DAYS",
         "VENDOR_CONFIGURATION_SET",
         "POLICY_FILE",
+        "POLICY_APPCONFIG_APPLICATION",
+        "POLICY_APPCONFIG_ENVIRONMENT",
+        "POLICY_APPCONFIG_PROFILE",
+        "POLICY_MAX_AGE_SECONDS",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
@@ -212,6 +221,9 @@ def test_functions_match_the_handler_contract():
         "InboundFilterFunction": ("functions/inbound_filter/", "app.lambda_handler"),
         "OutboundGatewayFunction": ("functions/outbound_gateway/", "app.lambda_handler"),
         "OutboundAuditFunction": ("functions/outbound_audit/", "app.lambda_handler"),
+        "SmtpIntakeFunction": ("functions/smtp_intake/", "app.lambda_handler"),
+        "PolicyValidatorFunction": ("functions/policy_validator/", "app.lambda_handler"),
+        "DigestsFunction": ("functions/digests/", "app.lambda_handler"),
     }
     for name, function in functions.items():
         assert function["Metadata"]["BuildMethod"] == "makefile", name
@@ -325,7 +337,7 @@ def test_mail_bucket_is_encrypted_private_tls_only_and_expires_mail():
     assert all(bucket["PublicAccessBlockConfiguration"].values())
     assert len(bucket["PublicAccessBlockConfiguration"]) == 4
     expiring = {r["Prefix"] for r in bucket["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in r}
-    assert expiring == {"inbound/", "quarantine/"}
+    assert expiring == {"inbound/", "quarantine/", "outgoing/"}
     statements = resources("AWS::S3::BucketPolicy")["MailBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements)
 
@@ -361,8 +373,12 @@ def test_alarms_watch_dead_letters_errors_deferred_decisions_and_violations():
         "Errors:InboundFilterFunction",
         "Errors:OutboundGatewayFunction",
         "Errors:OutboundAuditFunction",
+        "Errors:SmtpIntakeFunction",
+        "Errors:DigestsFunction",
         "SELECT SUM(Deferred) FROM CspMailFilter",
         "SELECT SUM(PolicyViolations) FROM CspMailFilter",
+        "SELECT SUM(PolicyRefused) FROM CspMailFilter",
+        "SELECT SUM(PolicyUnavailable) FROM CspMailFilter",
     }
 
 
@@ -383,4 +399,50 @@ def test_outputs_name_what_an_operator_needs():
         "InboundFilterFunctionName",
         "OutboundGatewayFunctionName",
         "OutboundAuditFunctionName",
+        "SmtpIntakeFunctionName",
     } <= set(raw_template()["Outputs"])
+
+
+# ---------------------------------------------------------------- SMTP interception (docs/smtp.md)
+
+
+def test_smtp_endpoint_authenticates_applications_with_the_secret_and_requires_tls():
+    (ingress,) = resources("AWS::SES::MailManagerIngressPoint").values()
+    properties = ingress["Properties"]
+    assert properties["Type"] == "AUTH"
+    assert properties["TlsPolicy"] == "REQUIRED"
+    assert properties["IngressPointConfiguration"] == {"SecretArn": {"Ref": "SmtpCredentialsSecretArn"}}
+    assert properties["RuleSetId"] == {"Fn::GetAtt": ["SmtpRuleSet", "RuleSetId"]}
+    assert properties["TrafficPolicyId"] == {"Fn::GetAtt": ["SmtpTrafficPolicy", "TrafficPolicyId"]}
+    (policy,) = resources("AWS::SES::MailManagerTrafficPolicy").values()
+    assert policy["Properties"]["DefaultAction"] == "DENY"
+    assert policy["Properties"]["MaxMessageSizeBytes"] == 40 * 1024 * 1024
+
+
+def test_nothing_leaves_the_smtp_endpoint_except_through_the_gateway():
+    # The rule set stores the message, hands it to the intake, and drops it: no Send, Relay,
+    # mailbox or archive action, so the gateway's own SES sends are the only way out.
+    (rule_set,) = resources("AWS::SES::MailManagerRuleSet").values()
+    (rule,) = rule_set["Properties"]["Rules"]
+    assert "Conditions" not in rule  # every message, whatever it says
+    assert "Unless" not in rule
+    assert [next(iter(action)) for action in rule["Actions"]] == ["WriteToS3", "InvokeLambda", "Drop"]
+    store, invoke, _ = rule["Actions"]
+    assert store["WriteToS3"]["S3Bucket"] == {"Ref": "MailBucket"}
+    assert store["WriteToS3"]["S3Prefix"] == "outgoing/smtp/"
+    assert invoke["InvokeLambda"]["FunctionArn"] == {"Fn::GetAtt": ["SmtpIntakeFunction", "Arn"]}
+    assert invoke["InvokeLambda"]["InvocationType"] == "REQUEST_RESPONSE"  # a failed intake is a failed action, retried
+    assert invoke["InvokeLambda"]["RetryTimeMinutes"] == 2160
+
+
+def test_the_intake_queues_on_the_gateways_queue_and_reads_where_the_rule_set_stores():
+    intake = resources("AWS::Serverless::Function")["SmtpIntakeFunction"]["Properties"]
+    assert intake["Environment"]["Variables"]["OUTBOUND_QUEUE_URL"] == {"Ref": "OutboundQueue"}
+    assert intake["Environment"]["Variables"]["SMTP_PREFIX"] == "outgoing/smtp/"
+
+
+def test_mail_manager_roles_are_for_mail_manager_of_this_account_only():
+    for name in ("SmtpStoreRole", "SmtpInvokeRole"):
+        (trust,) = resources("AWS::IAM::Role")[name]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": "ses.amazonaws.com"}, name
+        assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}, name

@@ -18,6 +18,7 @@ import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mailfilter_cli.local_cmd import AUDIT, GATEWAY, INBOUND, create_resources, function_for, services
-from mailfilter_cli.local_lambda import LocalFunction, environment
+from mailfilter_cli.local_cmd import AUDIT, GATEWAY, INBOUND, SMTP, create_resources, function_for, services
+from mailfilter_cli.local_lambda import LocalFunction, drain_queue, environment
 from mailfilter_cli.sam_template import function_spec, project_root
 
 
@@ -47,6 +48,10 @@ def run_event(path: Path, functions: dict[str, LocalFunction]) -> Outcome | None
     if function_id is None:
         return None
     invocation = functions[function_id].run(event)
+    if invocation.error is None and function_id == SMTP:
+        # The intake queued a send request; SQS would hand it to the gateway, and here the demo does.
+        invocation = functions[GATEWAY].run(drain_queue(functions[SMTP].environment["OUTBOUND_QUEUE_URL"]))
+        function_id = f"{SMTP} → {GATEWAY}"
     if invocation.error is not None:
         raise invocation.error
     outcome = Outcome(path, function_id, invocation.response, decisions=invocation.decisions, quarantined=invocation.quarantined)
@@ -90,7 +95,13 @@ def report(console: Console, outcome: Outcome) -> None:
     "--dynamodb", type=click.Choice(["local", "moto"]), default="local", show_default=True, help="DynamoDB Local (needs Java) or moto."
 )
 @click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), help="Default: .demo-function-logs.jsonl in the project.")
-def demo(events_dir: Path | None, directory_file: Path | None, dynamodb: str, log_file: Path | None) -> None:
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write `mailfilter report` of the demo's decisions.",
+)
+def demo(events_dir: Path | None, directory_file: Path | None, dynamodb: str, log_file: Path | None, report_file: Path | None) -> None:
     """Run every sample event through the real functions on embedded AWS services, and report."""
     root = project_root()
     events_dir = events_dir or root / "events"
@@ -107,12 +118,25 @@ def demo(events_dir: Path | None, directory_file: Path | None, dynamodb: str, lo
     ):
         console.print(f"Embedded AWS: {running.database}; moto's S3, SES and SQS at {running.moto}. Function logs: {log_file}")
         made = create_resources(directory_file, events_dir)
-        functions = {name: LocalFunction(function_spec(name, {"Parameters": made.variables})) for name in (INBOUND, GATEWAY, AUDIT)}
+        started = datetime.now(UTC) - timedelta(minutes=1)
+        functions = {name: LocalFunction(function_spec(name, {"Parameters": made.variables})) for name in (INBOUND, GATEWAY, AUDIT, SMTP)}
         outcomes = [outcome for path in sorted(events_dir.glob("*.json")) if (outcome := run_event(path, functions))]
         for outcome in outcomes:
             report(console, outcome)
         console.rule("[bold]summary")
         console.print(summary(outcomes))
+        if report_file is not None:
+            write_report(report_file, made.variables, started)
+            console.print(f"report of the demo's decisions: {report_file} (`mailfilter report`; opens with no network)")
+
+
+def write_report(path: Path, variables: dict[str, str], since: datetime) -> None:
+    """`mailfilter report` over what the demo recorded: its decisions table and its quarantine."""
+    from mailfilter_cli.report import render_html  # noqa: PLC0415
+    from mailfilter_cli.report_cmd import gather  # noqa: PLC0415
+
+    gathered = gather(variables["DECISIONS_TABLE"], variables["MAIL_BUCKET"], variables.get("QUARANTINE_PREFIX"), since, None)
+    path.write_text(render_html(gathered, title="csp-mail-filter report: the demo's decisions"), encoding="utf-8")
 
 
 def summary(outcomes: list[Outcome]) -> str:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mailfilter.directory import Directory
     from mailfilter.model import Verdict
     from mailfilter.policy.config import Policy
+    from mailfilter.ports import StoredMail
 
 STDIN = "-"
 CSV_COLUMNS = (
@@ -68,12 +69,23 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def explain_event(data: Any, directory: Directory, policy: Policy) -> list[Verdict]:
-    """The verdict for every message in one event document."""
+def explain_event(data: Any, directory: Directory, policy: Policy, stored: StoredMail | None = None) -> list[Verdict]:
+    """The verdict for every message in one event document; `stored` reads the messages a request names by raw_key."""
     from mailfilter.engine import evaluate  # noqa: PLC0415
     from mailfilter.events.detect import messages_from_event  # noqa: PLC0415
 
-    return [evaluate(message, directory, policy) for message in messages_from_event(data, policy)]
+    return [evaluate(message, directory, policy) for message in messages_from_event(data, policy, stored)]
+
+
+def stored_mail(bucket: str | None) -> StoredMail | None:
+    """The mail bucket (--bucket, MAIL_BUCKET or the local env file), when there is one."""
+    name = settings.setting("MAIL_BUCKET", bucket)
+    if not name:
+        return None
+    from mailfilter.aws.raw_mail import MailBucket  # noqa: PLC0415
+
+    settings.use_aws_location()
+    return MailBucket(name)
 
 
 def _table(source: Path, verdict: Verdict) -> None:
@@ -152,8 +164,16 @@ def load_directory(directory_file: Path | None, table: str | None = None) -> Dir
 @click.option(
     "--policy", "policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Policy TOML file (default: shipped)."
 )
+@click.option("--bucket", envvar="MAIL_BUCKET", show_envvar=True, help="Mail bucket, to read the messages requests name by raw_key.")
 @output.format_option(output.JSON, output.TABLE, output.CSV, default=output.JSON)
-def explain(events: tuple[Path, ...], directory_file: Path | None, table: str | None, policy_file: Path | None, output_format: str) -> None:
+def explain(
+    events: tuple[Path, ...],
+    directory_file: Path | None,
+    table: str | None,
+    policy_file: Path | None,
+    bucket: str | None,
+    output_format: str,
+) -> None:
     """Explain what the filter decides for each message in EVENTS (files, folders of *.json, or - for stdin).
 
     Accepts SES receipt-rule events, outbound send requests (alone or in an SQS
@@ -172,11 +192,12 @@ def explain(events: tuple[Path, ...], directory_file: Path | None, table: str | 
     except PolicyFileError as error:
         raise click.ClickException(str(error)) from None
     directory = load_directory(directory_file, table)
+    stored = stored_mail(bucket)
     if output_format == output.CSV:
         output.csv_rows(CSV_COLUMNS, ())
     for path in event_files(events):
         try:
-            verdicts = explain_event(read_event(path), directory, policy)
+            verdicts = explain_event(read_event(path), directory, policy, stored)
         except EventError as error:
             raise click.ClickException(f"{_label(path)}: {_one_line(error)}") from None
         except DirectoryUnavailable as error:

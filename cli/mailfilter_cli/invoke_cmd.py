@@ -81,7 +81,7 @@ def report(invocation: Invocation, spec: FunctionSpec) -> bool:
     if invocation.idempotency_answered:
         table = spec.environment.get("IDEMPOTENCY_TABLE", "the idempotency table")
         say(
-            f"  already handled: powertools' idempotency record in {table} answered {invocation.idempotency_answered} "
+            f"  already handled: the record in {table} answered {invocation.idempotency_answered} "
             f"request{'s' if invocation.idempotency_answered != 1 else ''} with the first result; nothing was sent or recorded again"
         )
     if not (invocation.sent or invocation.quarantined or invocation.decisions or invocation.idempotency_answered):

@@ -49,7 +49,9 @@ from urllib.parse import urlsplit
 import click
 
 from mailfilter.aws import clients
+from mailfilter.events.mail_manager import is_mail_manager_event
 from mailfilter.events.send_request import parse_send_request
+from mailfilter.smtp_intake import SMTP_PREFIX, request_message_id
 from mailfilter_cli import settings
 from mailfilter_cli.directory_ops import import_directory
 from mailfilter_cli.dynamodb_local import DynamoDBLocalError, die_with_parent, dynamodb_local_process
@@ -69,6 +71,7 @@ from mailfilter_cli.sam_template import (
 STATE_DIR = settings.LOCAL_ENV.parent  # .mailfilter/ in the project directory, beside the env file other commands read
 STATE_FILE, ENV_FILE, LOG_FILE = "local.json", settings.LOCAL_ENV.name, "local.log"
 INBOUND, GATEWAY, AUDIT = "InboundFilterFunction", "OutboundGatewayFunction", "OutboundAuditFunction"
+SMTP = "SmtpIntakeFunction"  # Mail Manager invocations (docs/smtp.md)
 MOTO_SERVICES = ("S3", "SES", "SESV2", "SQS")  # what the functions and operators use of moto, by their endpoint variables
 START_TIMEOUT = 90.0
 
@@ -87,6 +90,8 @@ def function_for(event: Any) -> str | None:
     records = event.get("Records")
     if isinstance(records, list) and records and isinstance(records[0], dict):
         return {"aws:ses": INBOUND, "aws:sqs": GATEWAY}.get(records[0].get("eventSource"))
+    if is_mail_manager_event(event):
+        return SMTP
     return AUDIT if event.get("source") == "aws.ses" else None
 
 
@@ -96,6 +101,8 @@ def message_ids(event: dict[str, Any]) -> list[str]:
         return [event["Records"][0]["ses"]["mail"]["messageId"]]
     if function_for(event) == AUDIT:
         return [event["detail"]["mail"]["messageId"]]
+    if function_for(event) == SMTP:
+        return [request_message_id(SMTP_PREFIX + event["messageId"])]
     ids = []
     for record in event["Records"]:
         ids.append(record.get("messageId", ""))
@@ -310,6 +317,10 @@ def create_resources(
             arn = sqs.get_queue_attributes(QueueUrl=made.queues[target], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             policy = {"deadLetterTargetArn": arn, "maxReceiveCount": int(redrive.get("maxReceiveCount", 10))}
             sqs.set_queue_attributes(QueueUrl=made.queues[logical_id], Attributes={"RedrivePolicy": json.dumps(policy)})
+    # A queue's Ref is its URL, as CloudFormation resolves it.
+    made.variables |= {
+        variable: made.queues[logical_id] for variable, logical_id in resource_variables(template).items() if logical_id in made.queues
+    }
     sesv2 = clients.client("sesv2")
     for logical_id in resources_of_type("AWS::SES::ConfigurationSet", template):
         sesv2.create_configuration_set(ConfigurationSetName=name[logical_id])
@@ -339,6 +350,10 @@ def store_inbound_samples(events_dir: Path, bucket: str, template_path: Path | N
         raw = path.with_suffix(".eml")
         with contextlib.suppress(ValueError, OSError):
             event = json.loads(path.read_text(encoding="utf-8"))
+            if function_for(event) == SMTP and raw.is_file():  # where Mail Manager's WriteToS3 action stores it
+                key = f"{SMTP_PREFIX}{event['messageId']}"
+                clients.client("s3").put_object(Bucket=bucket, Key=key, Body=raw.read_bytes())
+                keys.append(key)
             if function_for(event) == INBOUND and raw.is_file():
                 key = f"{prefix}{message_ids(event)[0]}"
                 clients.client("s3").put_object(Bucket=bucket, Key=key, Body=raw.read_bytes())

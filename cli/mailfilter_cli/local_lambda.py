@@ -11,7 +11,10 @@ the handler uses, so concurrent invocations elsewhere do not blur it.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import importlib.util
+import json
 import os
 import re
 import sys
@@ -107,7 +110,7 @@ class Invocation:
     sent: list[Sent] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)  # records written to DECISIONS_TABLE, oldest first
     stored: list[str] = field(default_factory=list)  # keys written to MAIL_BUCKET
-    idempotency_answered: int = 0  # requests powertools answered from a record already in IDEMPOTENCY_TABLE
+    idempotency_answered: int = 0  # requests answered from a record already in IDEMPOTENCY_TABLE (done before)
     quarantine_prefix: str = "quarantine/"
 
     def records(self, kind: str) -> list[dict[str, Any]]:
@@ -137,10 +140,22 @@ class _Observer:
     def watch(self, client: BaseClient) -> None:
         client.meta.events.register("before-parameter-build", self._keep_parameters, unique_id=f"{self.HOOK_ID}-params")
         client.meta.events.register("after-call", self._after_call, unique_id=f"{self.HOOK_ID}-result")
+        client.meta.events.register("request-created.sesv2.SendEmail", self._keep_message, unique_id=f"{self.HOOK_ID}-message")
 
     @staticmethod
     def _keep_parameters(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context[_Observer.HOOK_ID] = params
+
+    @staticmethod
+    def _keep_message(request: Any, **_: Any) -> None:
+        """The raw message as it goes over the wire (the mailer streams it: the parameters hold a placeholder)."""
+        body = request.body
+        if not isinstance(body, bytes):
+            data = body.read()
+            body.seek(0)
+            body = data
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            request.context[f"{_Observer.HOOK_ID}-raw"] = base64.b64decode(json.loads(body)["Content"]["Raw"]["Data"])
 
     def _after_call(self, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         invocation, params = self.current, context.get(self.HOOK_ID)
@@ -150,7 +165,7 @@ class _Observer:
         error = (parsed.get("Error") or {}).get("Code")
         with self.lock:
             if (service, operation) == ("sesv2", "SendEmail") and not error:
-                invocation.sent.append(_sent(params, parsed.get("MessageId", "")))
+                invocation.sent.append(_sent(params, context.get(f"{self.HOOK_ID}-raw", b""), parsed.get("MessageId", "")))
             elif (service, operation) == ("s3", "PutObject") and not error and params.get("Bucket") == self.tables.get("MAIL_BUCKET"):
                 invocation.stored.append(params.get("Key", ""))
             elif (service, operation) == ("dynamodb", "BatchWriteItem") and not error:
@@ -159,12 +174,26 @@ class _Observer:
                 invocation.decisions.extend(
                     from_item(r["PutRequest"]["Item"]) for r in requests if "PutRequest" in r and r not in unprocessed
                 )
+            elif (service, operation) == ("dynamodb", "TransactWriteItems") and not error:
+                # the gateway's finish: a message's records with its "done" in the ledger
+                puts = [action["Put"] for action in params.get("TransactItems", []) if "Put" in action]
+                invocation.decisions.extend(
+                    from_item(put["Item"]) for put in puts if put["TableName"] == self.tables.get("DECISIONS_TABLE")
+                )
             elif (service, operation) == ("dynamodb", "PutItem") and error == "ConditionalCheckFailedException":
-                # powertools writes an INPROGRESS record only where none is (or it expired);
+                # powertools (inbound) writes an INPROGRESS record only where none is (or it expired);
                 # refused, the record of an earlier invocation holds the key and answers.
                 item = params.get("Item", {})
                 if params.get("TableName") == self.tables.get("IDEMPOTENCY_TABLE") and item.get("status", {}).get("S") == "INPROGRESS":
                     invocation.idempotency_answered += 1
+            elif (
+                (service, operation) == ("dynamodb", "UpdateItem")
+                and error == "ConditionalCheckFailedException"
+                and params.get("TableName") == self.tables.get("IDEMPOTENCY_TABLE")
+                and parsed.get("Item", {}).get("state", {}).get("S") == "done"
+            ):
+                # the gateway's ledger claims a message only when it is not done: refused, the first result answers
+                invocation.idempotency_answered += 1
 
     @contextmanager
     def observing(self, invocation: Invocation, environment: Mapping[str, str]) -> Iterator[None]:
@@ -180,10 +209,9 @@ class _Observer:
             invocation.decisions.sort(key=lambda record: (record.get("at", ""), record.get("sk", "")))
 
 
-def _sent(params: Mapping[str, Any], ses_message_id: str) -> Sent:
+def _sent(params: Mapping[str, Any], raw: bytes, ses_message_id: str) -> Sent:
     destination = params.get("Destination", {})
     recipients = [*destination.get("ToAddresses", []), *destination.get("CcAddresses", []), *destination.get("BccAddresses", [])]
-    raw = params.get("Content", {}).get("Raw", {}).get("Data", b"")
     if raw:
         subject = message_from_bytes(raw if isinstance(raw, bytes) else raw.encode(), policy=email_policy.default)["Subject"]
     else:
@@ -229,3 +257,26 @@ class LocalFunction:
             except Exception as error:
                 invocation.error = error
         return invocation
+
+
+def drain_queue(queue_url: str) -> dict[str, Any]:
+    """Every message on a queue, taken off it, as the SQS event Lambda's event source mapping would deliver."""
+    sqs = clients.client("sqs")
+    records = []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            records.append(
+                {
+                    "messageId": message["MessageId"],
+                    "receiptHandle": message["ReceiptHandle"],
+                    "body": message["Body"],
+                    "attributes": {"ApproximateReceiveCount": "1"},
+                    "messageAttributes": {},
+                    "md5OfBody": message.get("MD5OfBody", ""),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:local",
+                    "awsRegion": os.environ.get("AWS_REGION", "us-east-1"),
+                }
+            )
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return {"Records": records}

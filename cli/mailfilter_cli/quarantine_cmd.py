@@ -202,6 +202,7 @@ def release_item(
     """
     from mailfilter.aws.decisions import DecisionLog  # noqa: PLC0415
     from mailfilter.aws.mailer import Mailer  # noqa: PLC0415
+    from mailfilter.aws.raw_mail import MailBucket  # noqa: PLC0415
     from mailfilter.model import Action, Direction  # noqa: PLC0415
     from mailfilter.release import InboundRelease, release, release_inbound  # noqa: PLC0415
 
@@ -225,6 +226,7 @@ def release_item(
                     mailer=Mailer(configuration_set=configuration_set),
                     decisions=DecisionLog(decisions_table),
                     from_address=from_address,
+                    mail=MailBucket(store.bucket, quarantine_prefix=store.prefix),
                     why=reason.strip(),
                 )
             )

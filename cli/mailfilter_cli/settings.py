@@ -43,6 +43,7 @@ RESOURCE_NAMES = frozenset(
         "DECISIONS_TABLE",
         "IDEMPOTENCY_TABLE",
         "MAIL_BUCKET",
+        "OUTBOUND_QUEUE_URL",
         "INBOUND_PREFIX",
         "QUARANTINE_PREFIX",
         "FILTER_FROM_ADDRESS",

@@ -10,16 +10,18 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mailfilter.aws import clients
+from mailfilter.aws.policy_source import PolicySource, PolicyUnavailable, in_force, policy_source
 from mailfilter.inbound import InboundFilter, InboundSettings, build_inbound_filter
 from mailfilter.metrics import count
+from mailfilter.settings import PolicySettings
+from mailfilter.tracing import traced
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 
@@ -35,8 +37,18 @@ def build() -> InboundFilter:
     )
 
 
+@cache
+def policy() -> PolicySource | None:
+    """AppConfig's policy when the template names it, re-read per event from powertools' cache; None: the layer's."""
+    return policy_source(PolicySettings.from_env(), logger=logger)
+
+
 @logger.inject_lambda_context(correlation_id_path="Records[0].ses.mail.messageId")
-@tracer.capture_lambda_handler
+@traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    return build().handle(event, context)
+    try:
+        inbound = in_force(build(), policy())
+    except PolicyUnavailable as error:  # no policy at all: decide nothing, keep the message for release
+        return build().defer(event, str(error))
+    return inbound.handle(event, context)

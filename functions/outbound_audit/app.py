@@ -5,18 +5,19 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import field_validator
 
 from mailfilter.aws.decisions import DecisionLog
 from mailfilter.aws.directory_table import DynamoDirectory
+from mailfilter.aws.policy_source import PolicySource, current, policy_source
 from mailfilter.metrics import count
 from mailfilter.outbound_audit import audit_sent_email
 from mailfilter.settings import PolicySettings
+from mailfilter.tracing import traced
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 
@@ -52,8 +53,16 @@ def collaborators() -> dict[str, Any]:
     }
 
 
+@cache
+def policy() -> PolicySource | None:
+    """AppConfig's policy when the template names it, re-read per event from powertools' cache; None: the layer's."""
+    return policy_source(PolicySettings.from_env(), logger=logger)
+
+
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return audit_sent_email(event, count=count, logger=logger, **collaborators())
+    parts = collaborators()
+    # No policy at all (a cold start without AppConfig) raises: Lambda retries the event, then dead-letters it.
+    return audit_sent_email(event, count=count, logger=logger, **{**parts, "policy": current(policy(), parts["policy"])})

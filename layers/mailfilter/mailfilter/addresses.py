@@ -8,6 +8,7 @@ goes through these functions, so that "Alice@Contoso.COM." and
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import idna
 
@@ -24,6 +25,7 @@ class InvalidAddressError(ValueError):
     """An address or domain that cannot be used as a mail address."""
 
 
+@lru_cache(maxsize=4096)  # pure; the same few domains come in every message (refusals are not cached)
 def normalise_domain(domain: str) -> str:
     """Map a domain per UTS #46, drop a trailing dot, and encode it as IDNA (punycode), lower case.
 

@@ -7,6 +7,7 @@ no I/O of its own; the directory it is given does the single lookup.
 from __future__ import annotations
 
 from mailfilter.directory import Directory
+from mailfilter.directory.view import CustomerMatch
 from mailfilter.message import Message
 from mailfilter.model import Action, Classification, Decision, Direction, Verdict
 from mailfilter.policy import security
@@ -16,16 +17,22 @@ from mailfilter.policy.decide import decide, security_block
 
 UNAUTHENTICATED_REROUTE = "unauthenticated-sender"
 UNREADABLE_SENDER = "unreadable-sender"
+SUBJECT_RECORDED = 200  # characters of an outbound subject kept with its decisions (docs/policy.md, "Digests")
 
 
 def evaluate(message: Message, directory: Directory, policy: Policy) -> Verdict:
     classification = classify(message, policy)
     if message.direction is Direction.OUTBOUND:
         matches = directory.lookup(classification.cloud, message.recipients)
-        decisions = tuple(decide(r, matches[r], classification, policy) for r in message.recipients)
-    else:
-        decisions = _inbound_decisions(message, directory, policy, classification)
-    return Verdict(message.message_id, message.direction, classification, policy.mode, decisions)
+        decisions = tuple([decide(r, matches[r], classification, policy) for r in message.recipients])
+        subject = message.subject[:SUBJECT_RECORDED] or None
+        return Verdict(
+            message.message_id, message.direction, classification, policy.mode, decisions, sender=message.sender, subject=subject
+        )
+    decisions = _inbound_decisions(message, directory, policy, classification)
+    auth = message.authentication
+    authenticated = auth is not None and security.is_authenticated(auth)  # recorded for `mailfilter policy replay`
+    return Verdict(message.message_id, message.direction, classification, policy.mode, decisions, authenticated)
 
 
 def _inbound_decisions(message: Message, directory: Directory, policy: Policy, message_class: Classification) -> tuple[Decision, ...]:
@@ -40,18 +47,29 @@ def _inbound_decisions(message: Message, directory: Directory, policy: Policy, m
     rejection = security.rejection(auth) if auth else None
     authenticated = auth is not None and security.is_authenticated(auth)
 
-    decisions = []
-    for desk, desk_class in desk_classes.items():
-        match = sender_match[desk_class.cloud]
-        if rejection is not None:
-            decisions.append(security_block(desk, *rejection, match, desk_class, policy))
-            continue
-        decision = decide(desk, match, desk_class, policy)
-        if decision.action is Action.REROUTE and not authenticated:
-            reason = (
-                "The sender claims to be a CSP customer but the message is not authenticated "
-                "(no DMARC pass, and no SPF pass for its From domain), so it is not relayed to a partner."
-            )
-            decision = security_block(desk, UNAUTHENTICATED_REROUTE, reason, match, desk_class, policy)
-        decisions.append(decision)
-    return tuple(decisions)
+    return tuple(
+        decide_desk(desk, sender_match[desk_class.cloud], desk_class, policy, rejection, authenticated)
+        for desk, desk_class in desk_classes.items()
+    )
+
+
+def decide_desk(
+    desk: str,
+    match: CustomerMatch | None,
+    desk_class: Classification,
+    policy: Policy,
+    rejection: tuple[str, str] | None,
+    authenticated: bool,
+) -> Decision:
+    """One vendor desk of an inbound message: the security gates around the table (also `mailfilter policy replay`'s)."""
+    if rejection is not None:
+        return security_block(desk, *rejection, match, desk_class, policy)
+    decision = decide(desk, match, desk_class, policy)
+    if decision.action is Action.REROUTE and not authenticated:
+        reason = (
+            "The sender claims to be a CSP customer but the message is not authenticated "
+            "(no DMARC pass, and no SPF pass for its From domain), so it is not relayed to a partner."
+        )
+        # A reroute by a rule on trial stays on trial as the block it becomes: recorded, delivered as allow.
+        decision = security_block(desk, UNAUTHENTICATED_REROUTE, reason, match, desk_class, policy, decision.effective is Action.ALLOW)
+    return decision

@@ -215,6 +215,10 @@ class InboundFilter:
             return self._defer(event.model_dump(mode="json", by_alias=True, exclude_unset=True), message_id, message.recipients, str(error))
         return self._act(event, message, verdict)
 
+    def defer(self, event: Any, reason: str) -> dict[str, str]:
+        """Decide nothing (no policy could be read): keep the message as a deferred item for `quarantine release`."""
+        return self._unreadable_event(event, EventError(reason)).response()
+
     def redrive(self, request: Mapping[str, Any], *, desks: Sequence[str] | None = None) -> InboundOutcome:
         """Run a deferred inbound quarantine item's event through the filter again (`quarantine release`).
 

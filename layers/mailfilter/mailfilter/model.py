@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from mailfilter.directory.view import CustomerMatch
 
 
 class Cloud(StrEnum):
@@ -104,9 +107,14 @@ class Decision(NamedTuple):
     customer_name: str | None = None
     matched_by: str | None = None
     partners: tuple[str, ...] = ()
+    # The directory entry as the decision saw it (customer, partners, contacts): recorded so that
+    # `mailfilter policy replay` decides again on the same facts. Not part of the printed record.
+    match: CustomerMatch | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return self._asdict()
+        values = self._asdict()
+        del values["match"]
+        return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +126,10 @@ class Verdict:
     classification: Classification
     mode: Mode
     decisions: tuple[Decision, ...] = field(default_factory=tuple)
+    authenticated: bool | None = None  # inbound: the sender's domain vouches for it (policy/security.py); None outbound
+    # Outbound: the sending identity (the request's `from`) and the subject as classified, recorded for digests.
+    sender: str | None = None
+    subject: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         c = self.classification

@@ -2,29 +2,31 @@
 
 `OutboundGateway.handle` is what the SQS handler runs per record. It receives
 every collaborator (directory, policy, mailer, quarantine, decisions log,
-progress, idempotency) in its constructor, so tests build one with local or
-fake parts and nothing is patched.
+ledger) in its constructor, so tests build one with local or fake parts and
+nothing is patched.
 
-Order of work for a valid request, each step done at most once per message:
+The path of one valid request, each step done at most once per message:
 
-1. `evaluate` (one directory lookup for every recipient);
-2. allow: one SES send to the allowed recipients, To/Cc/Bcc kept for them only;
-3. reroute: one notice per (customer, partner contacts), the original attached;
-4. block: the request and its verdict into the S3 quarantine;
-5. the verdict into the decisions table.
+1. claim the message in the ledger, while the message is read and its recipients
+   looked up in the directory (`evaluate`): the claim costs no round trip of its own;
+2. block: the request and its verdict into the S3 quarantine (an overwrite when repeated);
+3. allow: one SES send to the allowed recipients, To/Cc/Bcc kept for them only;
+4. reroute: one notice per (customer, partner contacts), the original attached;
+5. finish: the decision records and "done" in one DynamoDB transaction.
 
-The whole is wrapped in powertools idempotency keyed by the request's
-effective message id, so a redelivered record or a repeated `message_id`
-sends nothing; `SendProgress` remembers finished steps so a retry after a
-partial failure resumes instead of repeating (see `mailfilter.aws.progress`).
+A redelivered record or a repeated `message_id` finds the message done and sends
+nothing; a retry after a partial failure resumes after the sends the ledger marked
+(`mailfilter.aws.ledger`). A single-customer message costs four AWS calls, three
+one after the other: claim with the directory read, the send, the finish.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -34,17 +36,16 @@ from mailfilter.directory import Directory
 from mailfilter.directory.records import Address
 from mailfilter.directory.view import CustomerMatch
 from mailfilter.engine import evaluate
-from mailfilter.events.send_request import decode_json
+from mailfilter.events import EventError
+from mailfilter.events.send_request import decode_json, parse_send_request
 from mailfilter.metrics import CountMetric, uncounted
 from mailfilter.model import Action, Cloud, Decision, Direction, Verdict
-from mailfilter.outbound_request import OutboundRequest, RefusedRequest, read_send_request
+from mailfilter.outbound_request import OutboundRequest, RefusedRequest, read_request
 from mailfilter.policy.config import Policy
-from mailfilter.ports import DecisionRecorder, MailSender, QuarantineStore
+from mailfilter.ports import Claim, DecisionRecorder, Done, Ledger, MailSender, QuarantineStore, StoredMail
 from mailfilter.settings import PolicySettings
 
 ALLOW_STEP = "allow"
-QUARANTINE_STEP = "quarantine"
-RECORD_STEP = "record"
 NO_RECIPIENT = "-"  # the recipient recorded for a request too broken to name one
 
 
@@ -61,21 +62,6 @@ class OutboundSettings(PolicySettings):
     decision_retention_days: int = 90
     idempotency_ttl_seconds: int = 7 * 24 * 3600  # a repeated message_id within this window sends nothing
     log_addresses: bool = False  # customer addresses are masked in logs unless this is true
-
-
-class Progress(Protocol):
-    def completed(self, message_id: str) -> frozenset[str]: ...
-
-    def mark(self, message_id: str, step: str) -> None: ...
-
-
-# Runs `work` once per key: the second call with a key returns the first call's result.
-Once = Callable[[str, Callable[[], dict[str, Any]]], dict[str, Any]]
-
-
-def run_every_time(key: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """A `Once` without memory, for tools that must act every time (`explain`-like checks)."""
-    return work()
 
 
 class _RecordingDirectory:
@@ -101,12 +87,14 @@ class OutboundGateway:
     mailer: MailSender
     quarantine: QuarantineStore
     decisions: DecisionRecorder
-    progress: Progress
+    ledger: Ledger
     from_address: str
-    once: Once = run_every_time
+    stored: StoredMail | None = None  # reads the messages `raw_key` names, and keeps blocked ones
     count: CountMetric = uncounted
     logger: Logger = field(default_factory=lambda: Logger(service="csp-mail-filter"))
     log_addresses: bool = False
+    # The claim runs here while the handler reads the message and the directory.
+    claims: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim"))
 
     def _show(self, addresses: Sequence[str]) -> list[str]:
         return list(addresses) if self.log_addresses else [mask(a) for a in addresses]
@@ -119,54 +107,63 @@ class OutboundGateway:
             loose = _loose_json(body)  # only to record the refusal where the sender looks for it
             return self._reject(_given_id(loose, fallback_id), loose, f"the queue message body is not JSON: {error}")
         try:
-            reading = read_send_request(data, self.policy)
-        except RefusedRequest as error:
-            return self._reject(error.message_id or _given_id(data, fallback_id), data, str(error))
-        request = reading.request
-        self.logger.set_correlation_id(request.effective_message_id)
-        result = self.once(request.effective_message_id, lambda: self._deliver(reading))
-        if result.get("replayed"):
-            self.logger.info("send request already processed; nothing sent again", extra={"message_id": result["message_id"]})
+            request = parse_send_request(data)
+        except EventError as error:
+            return self._reject(_given_id(data, fallback_id), data, str(error))
+        message_id = request.effective_message_id
+        self.logger.set_correlation_id(message_id)
+        claim = self.claims.submit(self.ledger.claim, message_id)
+        try:
+            reading: OutboundRequest | RefusedRequest = read_request(request, self.policy, self.stored)
+            if isinstance(reading, OutboundRequest):
+                directory = _RecordingDirectory(self.directory)
+                verdict = evaluate(reading.message, directory, self.policy)
+        except RefusedRequest as refused:
+            reading = refused
+        except Exception:
+            _abandon_when_claimed(claim, self.ledger, message_id)
+            raise
+        held = claim.result()  # MessageInProgress or LedgerError: the record is retried
+        if isinstance(held, Done):
+            self.logger.info("send request already processed; nothing sent again", extra={"message_id": message_id})
             self.count("Duplicates", 1, "none", (request.cloud or self.policy.default_cloud).value)
-        return result
+            return {**held.result, "replayed": True}
+        try:
+            if isinstance(reading, RefusedRequest):
+                return self._reject(message_id, data, str(reading), finish=True)
+            return self._deliver(reading, verdict, directory.matches, held.steps)
+        except Exception:
+            self.ledger.abandon(message_id)
+            raise
 
-    def _reject(self, message_id: str, data: Any, error: str) -> dict[str, Any]:
+    def _reject(self, message_id: str, data: Any, error: str, *, finish: bool = False) -> dict[str, Any]:
+        """Record why a request is not sent; `finish`: through the ledger, so a redelivery answers the same at once."""
         message_id = message_id or "unidentified"
         recipients = _given_recipients(data) or [NO_RECIPIENT]
         cloud = _given_cloud(data) or self.policy.default_cloud
-        self.decisions.record_outcome(message_id, Direction.OUTBOUND, cloud, recipients, kind="rejected", error=error)
+        result = {"message_id": message_id, "status": "rejected", "error": error}
+        if finish:
+            items = self.decisions.outcome_items(message_id, Direction.OUTBOUND, cloud, recipients, kind="rejected", error=error)
+            self.ledger.finish(message_id, result, [(self.decisions.table_name, item) for item in items])
+        else:
+            self.decisions.record_outcome(message_id, Direction.OUTBOUND, cloud, recipients, kind="rejected", error=error)
         self.count("Rejected", 1, "none", cloud.value)
         self.logger.set_correlation_id(message_id)
         shown = error if self.log_addresses else mask_in_text(error)
         self.logger.warning("send request rejected", extra={"message_id": message_id, "error": shown})
-        return {"message_id": message_id, "status": "rejected", "error": error}
+        return result
 
-    def _deliver(self, reading: OutboundRequest) -> dict[str, Any]:
+    def _deliver(
+        self, reading: OutboundRequest, verdict: Verdict, matches: Mapping[str, CustomerMatch | None], done: frozenset[str]
+    ) -> dict[str, Any]:
         request, original = reading.request, reading.original
         message_id = request.effective_message_id
-        directory = _RecordingDirectory(self.directory)
-        verdict = evaluate(reading.message, directory, self.policy)
-        done = self.progress.completed(message_id)
         cloud = verdict.classification.cloud.value
         tags = {"category": verdict.classification.category.value, "cloud": cloud}
-        sent: dict[str, str] = {}
-
-        allowed = [d.recipient for d in verdict.decisions if d.effective is Action.ALLOW]
-        if allowed and ALLOW_STEP not in done:
-            raw = allowed_copy(original, request, set(allowed))
-            sent[ALLOW_STEP] = self.mailer.send(raw, sender=request.sender, recipients=allowed, tags=tags)
-            self.progress.mark(message_id, ALLOW_STEP)
-
-        for group in reroute_groups(verdict.decisions):
-            if group.step in done:
-                continue
-            raw = partner_notice(original, request, verdict, group, self.from_address)
-            sent[group.step] = self.mailer.send(raw, sender=self.from_address, recipients=group.deliver_to, tags=tags)
-            self.progress.mark(message_id, group.step)
 
         blocked = [d for d in verdict.decisions if d.effective is Action.BLOCK]
         quarantine_id = None
-        if blocked and QUARANTINE_STEP not in done:
+        if blocked:  # before any send; an item stored again on a retry overwrites itself
             item = self.quarantine.put(
                 message_id=message_id,
                 direction=Direction.OUTBOUND.value,
@@ -175,15 +172,38 @@ class OutboundGateway:
                 customers=[d.customer for d in blocked],
                 request=request.model_dump(mode="json", by_alias=True, exclude_none=True),
                 verdict=verdict.as_dict(),
-                partner_contacts=_partner_contacts(blocked, directory.matches),
+                partner_contacts=_partner_contacts(blocked, matches),
+                raw=self._kept(request.raw_key, message_id),
             )
             quarantine_id = item.id
-            self.progress.mark(message_id, QUARANTINE_STEP)
 
-        if RECORD_STEP not in done:
-            self.decisions.record(verdict)
-            self.progress.mark(message_id, RECORD_STEP)
+        # Every send the verdict asks for, by its step name, less those an earlier attempt completed.
+        allowed = [d.recipient for d in verdict.decisions if d.effective is Action.ALLOW]
+        notices = {group.step: group for group in reroute_groups(verdict.decisions)}
+        todo = [step for step in ([ALLOW_STEP] if allowed else []) + list(notices) if step not in done]
+        sent: dict[str, str] = {}
+        for step in todo:
+            if step == ALLOW_STEP:
+                mail, sender, recipients = allowed_copy(original, request, set(allowed)), request.sender, allowed
+            else:
+                group = notices[step]
+                mail = partner_notice(original, request, verdict, group, self.from_address)
+                sender, recipients = self.from_address, list(group.deliver_to)
+            sent[step] = self.mailer.send(mail, sender=sender, recipients=recipients, tags=tags)
+            if step != todo[-1]:
+                self.ledger.mark(message_id, step)  # the last send is marked by the finish, with the records
 
+        result = {
+            "message_id": message_id,
+            "status": "processed",
+            "allowed": len(allowed),
+            "rerouted": sum(d.effective is Action.REROUTE for d in verdict.decisions),
+            "blocked": len(blocked),
+            "ses_message_ids": sent,
+            "quarantine_id": quarantine_id,
+        }
+        records = [(self.decisions.table_name, item) for item in self.decisions.items(verdict)]
+        self.ledger.finish(message_id, result, records, step=todo[-1] if todo else None)
         for decision in verdict.decisions:
             self.logger.info(
                 "decision",
@@ -198,15 +218,15 @@ class OutboundGateway:
                 },
             )
         self._count(verdict)
-        return {
-            "message_id": message_id,
-            "status": "processed",
-            "allowed": len(allowed),
-            "rerouted": sum(d.effective is Action.REROUTE for d in verdict.decisions),
-            "blocked": len(blocked),
-            "ses_message_ids": sent,
-            "quarantine_id": quarantine_id,
-        }
+        return result
+
+    def _kept(self, raw_key: str | None, message_id: str) -> dict[str, str] | None:
+        """A stored message copied beside the quarantine, so it outlives outgoing/'s expiry."""
+        if raw_key is None:
+            return None
+        if self.stored is None:  # read_request refuses a raw_key without a mail bucket
+            raise RuntimeError("a stored message was read without a mail bucket")
+        return self.stored.preserve_outgoing(raw_key, message_id)
 
     def _count(self, verdict: Verdict) -> None:
         """Counts by the policy's action (what enforce does), so audit mode shows what it would block."""
@@ -216,6 +236,16 @@ class OutboundGateway:
             counts[key] = counts.get(key, 0) + 1
         for (name, category), value in counts.items():
             self.count(name, value, category, verdict.classification.cloud.value)
+
+
+def _abandon_when_claimed(claim: Future[Claim | Done], ledger: Ledger, message_id: str) -> None:
+    """After a failure before delivery: give the claim up if this invocation got it."""
+    try:
+        held = claim.result()
+    except Exception:  # the claim's own failure adds nothing to the one being raised
+        return
+    if isinstance(held, Claim):
+        ledger.abandon(message_id)
 
 
 def _partner_contacts(blocked: Sequence[Decision], matches: Mapping[str, CustomerMatch | None]) -> dict[str, list[str]]:

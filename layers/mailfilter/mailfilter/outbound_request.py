@@ -18,12 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mailfilter.aws.raw_mail import StoredMessageMissing, StoredMessageTooLarge
 from mailfilter.delivery.mime import CompositionError, Original, compose_original
 from mailfilter.events import EventError
-from mailfilter.events.send_request import SendRequest, parse_send_request
+from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES, SendRequest, parse_send_request
 from mailfilter.message import Declaration, Message
 from mailfilter.model import Direction, Source
 from mailfilter.policy.config import Policy
+from mailfilter.ports import StoredMail
 from mailfilter.reading import UnreadableHeader, address_list, header_declarations, pattern_text, subject_text, values
 
 
@@ -46,26 +48,34 @@ class OutboundRequest:
     message: Message  # what the core decides on, read from `original`
 
 
-def read_send_request(data: Any, policy: Policy) -> OutboundRequest:
-    """Validate a decoded send request and read it as the gateway sends it; `RefusedRequest` otherwise."""
+def read_send_request(data: Any, policy: Policy, stored: StoredMail | None = None) -> OutboundRequest:
+    """Validate a decoded send request and read it as the gateway sends it; `RefusedRequest` otherwise.
+
+    A request that names a stored message (`raw_key`) is read from `stored`; without one it is refused.
+    """
     try:
         request = parse_send_request(data)
     except EventError as error:
         raise RefusedRequest(str(error)) from None
+    return read_request(request, policy, stored)
+
+
+def read_request(request: SendRequest, policy: Policy, stored: StoredMail | None = None) -> OutboundRequest:
+    """A request that validated, read as the gateway sends it; `RefusedRequest` (with its message id) otherwise."""
     try:
-        return _read(request, policy)
+        return _read(request, policy, stored)
     except RefusedRequest as error:
         raise RefusedRequest(str(error), request.effective_message_id) from None
 
 
-def _read(request: SendRequest, policy: Policy) -> OutboundRequest:
+def _read(request: SendRequest, policy: Policy, stored: StoredMail | None) -> OutboundRequest:
     if not policy.is_vendor_identity(request.sender):
         raise RefusedRequest(
             f"from {request.sender} is not a vendor identity: the gateway sends only from the policy's "
             f"vendor.domains {policy.vendor.domains} or vendor.identities"
         )
     try:
-        original = compose_original(request)
+        original = compose_original(request, _stored_message(request, stored))
     except CompositionError as error:
         raise RefusedRequest(str(error)) from None
     headers = original.raw.items()  # read from the bytes that are delivered
@@ -93,6 +103,19 @@ def _read(request: SendRequest, policy: Policy) -> OutboundRequest:
         identities=identities,
     )
     return OutboundRequest(request, original, message)
+
+
+def _stored_message(request: SendRequest, stored: StoredMail | None) -> bytearray | None:
+    if request.raw_key is None:
+        return None
+    if stored is None:
+        raise RefusedRequest(f"raw_key {request.raw_key} names a stored message, and this reader has no mail bucket to read it from")
+    try:
+        return stored.read_outgoing(request.raw_key, max_bytes=SES_MAX_MESSAGE_BYTES)
+    except StoredMessageMissing as error:
+        raise RefusedRequest(str(error)) from None
+    except StoredMessageTooLarge as error:
+        raise RefusedRequest(f"{error}; it stays stored at {request.raw_key} until the bucket's lifecycle removes it") from None
 
 
 # The headers that say who a message is from. Each must name vendor identities only: From and

@@ -7,8 +7,10 @@ or fake ones, so nothing needs patching. Typed here once, used by every core.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mailfilter.delivery.raw import Mail
 from mailfilter.model import Cloud, Direction, Verdict
 
 
@@ -26,23 +28,73 @@ class QuarantineStore(Protocol):
         request: Mapping[str, Any],
         verdict: Mapping[str, Any],
         partner_contacts: Mapping[str, Sequence[str]] | None = None,
+        raw: Mapping[str, str] | None = None,
     ) -> Any: ...
+
+
+class StoredMail(Protocol):
+    """The outgoing messages a send request names by `raw_key` (`mailfilter.aws.raw_mail.MailBucket`).
+
+    `read_outgoing` raises `StoredMessageMissing` (the request is refused: it names nothing),
+    `StoredMessageTooLarge` (refused: SES would never send it) or `MailUnavailable` (S3 failed:
+    the record is retried).
+    """
+
+    def read_outgoing(self, key: str, *, max_bytes: int) -> bytearray: ...
+
+    def preserve_outgoing(self, key: str, message_id: str) -> dict[str, str]: ...
 
 
 class MailSender(Protocol):
     """SES v2 raw sending (`mailfilter.aws.mailer.Mailer`)."""
 
-    def send(self, message: bytes, *, sender: str, recipients: Sequence[str], tags: Mapping[str, str] | None = None) -> str: ...
+    def send(self, message: Mail | bytes, *, sender: str, recipients: Sequence[str], tags: Mapping[str, str] | None = None) -> str: ...
 
 
 class DecisionRecorder(Protocol):
     """The decisions table (`mailfilter.aws.decisions.DecisionLog`)."""
 
+    table_name: str
+
     def record(self, verdict: Verdict, *, kind: str = "decision") -> Any: ...
+
+    def items(self, verdict: Verdict, *, kind: str = "decision") -> list[dict[str, Any]]: ...
+
+    def outcome_items(
+        self, message_id: str, direction: Direction, cloud: Cloud, recipients: Sequence[str], *, kind: str, error: str
+    ) -> list[dict[str, Any]]: ...
 
     def record_outcome(
         self, message_id: str, direction: Direction, cloud: Cloud, recipients: Sequence[str], *, kind: str, error: str
     ) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The message is this invocation's to handle: `steps` are the sends an earlier attempt completed."""
+
+    steps: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The message was handled before: `result` is what that invocation returned."""
+
+    result: dict[str, Any]
+
+
+class Ledger(Protocol):
+    """Each message once (`mailfilter.aws.ledger.MessageLedger`): claim it, mark its sends, finish it with its records."""
+
+    def claim(self, message_id: str) -> Claim | Done: ...
+
+    def mark(self, message_id: str, step: str) -> None: ...
+
+    def finish(
+        self, message_id: str, result: dict[str, Any], records: Sequence[tuple[str, dict[str, Any]]], step: str | None = None
+    ) -> None: ...
+
+    def abandon(self, message_id: str) -> None: ...
 
 
 class Log(Protocol):

@@ -77,7 +77,10 @@ def hides_a_line_break(value: str) -> bool:
 
 def pattern_text(value: str) -> str:
     """The text that classification patterns read: decoded, NFKC, without marks, invisibles or line breaks."""
-    text = unicodedata.normalize("NFKD", decoded(value))
+    text = decoded(value)
+    if text.isascii():  # NFKD and NFKC leave ASCII as it is, and no ASCII character is a mark or invisible
+        return _BLANKS.sub(" ", text).strip()
+    text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not _ignorable(ch))
     text = _VARIATION_SELECTORS.sub("", unicodedata.normalize("NFKC", text))
     return _BLANKS.sub(" ", text).strip()

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailfilter.aws.quarantine import QuarantineItem, Release
-from mailfilter.aws.raw_mail import MailUnavailable, StoredMessageTooLarge
+from mailfilter.aws.raw_mail import MailBucket, MailUnavailable, StoredMessageTooLarge
 from mailfilter.delivery.forward import ForwardError
 from mailfilter.delivery.mime import allowed_copy, compose_original, partner_notice, reroute_groups
 from mailfilter.events import EventError
@@ -71,15 +71,19 @@ def release(
     mailer: MailSender,
     decisions: DecisionRecorder,
     from_address: str,
+    mail: MailBucket | None = None,
     now: datetime | None = None,
     why: str | None = None,
 ) -> Release:
-    """Deliver the blocked recipients' mail as `action`; returns the release to store on the item."""
+    """Deliver the blocked recipients' mail as `action`; returns the release to store on the item.
+
+    A message the request named by `raw_key` is read from where the gateway kept it (`item.raw`), from `mail`'s bucket.
+    """
     _check_releasable(item)
     if item.direction != Direction.OUTBOUND.value:
         raise ReleaseError(f"{item.id} is {item.direction} mail; release it with release_inbound")
     request = SendRequest.model_validate(item.request)
-    original = compose_original(request)
+    original = compose_original(request, _kept_outgoing(item, mail) if request.raw_key else None)
     verdict = verdict_from_dict(item.verdict)
     now = now or datetime.now(UTC)
     blocked = [d for d in verdict.decisions if d.recipient in item.recipients]
@@ -98,6 +102,15 @@ def release(
     decisions.record(replace(verdict, decisions=tuple(released)), kind="released")
     delivered = list(dict.fromkeys(a for d in released for a in d.deliver_to))
     return Release(by=by, at=now, action=action.value, delivered_to=delivered, ses_message_ids=ses_ids, reason=why)
+
+
+def _kept_outgoing(item: QuarantineItem, mail: MailBucket | None) -> bytearray:
+    if item.raw is None or mail is None:
+        raise ReleaseError(f"{item.id} names its message by raw_key; it needs the mail bucket where the gateway kept it")
+    try:
+        return bytearray(mail.read_location(item.raw, max_bytes=SES_MAX_MESSAGE_BYTES))
+    except MailUnavailable as error:
+        raise ReleaseError(f"{item.id} cannot be read: {error}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mailfilter.model import Cloud, Mode
 from mailfilter.policy.config import Policy, load_policy
@@ -39,13 +39,37 @@ class EnvSettings(BaseModel):
 
 
 class PolicySettings(EnvSettings):
-    """The policy file, and the deployment's overrides of its mode and default cloud."""
+    """The policy file, and the deployment's overrides of its mode and default cloud.
+
+    With the three POLICY_APPCONFIG_* names set, the functions read the policy from AWS AppConfig
+    instead, at most every POLICY_MAX_AGE_SECONDS (`mailfilter.aws.policy_source`, docs/policy.md).
+    """
 
     policy_file: str | None = None
     mailfilter_mode: Mode | None = None
     default_cloud: Cloud | None = None
+    policy_appconfig_application: str | None = None
+    policy_appconfig_environment: str | None = None
+    policy_appconfig_profile: str | None = None
+    policy_max_age_seconds: int = Field(default=60, ge=1)
+
+    @model_validator(mode="after")
+    def _all_appconfig_names_or_none(self) -> Self:
+        names = (self.policy_appconfig_application, self.policy_appconfig_environment, self.policy_appconfig_profile)
+        if any(names) and not all(names):
+            raise ValueError(
+                "POLICY_APPCONFIG_APPLICATION, POLICY_APPCONFIG_ENVIRONMENT and POLICY_APPCONFIG_PROFILE are set together or not at all"
+            )
+        return self
+
+    @property
+    def from_appconfig(self) -> bool:
+        return self.policy_appconfig_profile is not None
 
     def load(self) -> Policy:
-        policy = load_policy(self.policy_file)
+        return self.overridden(load_policy(self.policy_file))
+
+    def overridden(self, policy: Policy) -> Policy:
+        """`policy` with the deployment's MAILFILTER_MODE and DEFAULT_CLOUD, wherever it was read from."""
         overrides = {"mode": self.mailfilter_mode, "default_cloud": self.default_cloud}
         return policy.model_copy(update={k: v for k, v in overrides.items() if v is not None})

@@ -5,11 +5,21 @@ Layout (docs/directory-table.md): partition `msg#<message id>`, sort key
 of adding a second one, while a later "released" record sits beside the
 original "decision". The `by-customer` index (customer, at) answers "what did
 customer X receive or not receive", newest first; records without a customer
-(deferred and rejected messages) stay out of it.
+(deferred and rejected messages) stay out of it. `by-recipient` (recipient, at)
+answers the same for one address, and `by-day` (`day`, at) every record of a
+day, spread over DAY_SHARDS partitions (`YYYY-MM-DD#n`, n from the message id)
+so a busy day is not one hot index partition; `mailfilter trace` queries them.
+
+Each decision also carries what `mailfilter policy replay` needs to decide it
+again on the same facts (`replay_values`): the message's classification with
+every source, the segment, the customer as matched (direct products, partners
+with what they own and their contacts) and, inbound, whether the sender was
+authenticated.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,9 +30,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from mailfilter.aws import clients
 from mailfilter.aws.batch import BatchIncompleteError, batch_write
 from mailfilter.aws.directory_table import from_item, to_item
-from mailfilter.model import Cloud, Direction, Verdict
+from mailfilter.model import Cloud, Decision, Direction, Verdict
 
 CUSTOMER_INDEX = "by-customer"
+RECIPIENT_INDEX = "by-recipient"
+DAY_INDEX = "by-day"
+DAY_SHARDS = 4
 KINDS = frozenset({"decision", "violation", "deferred", "rejected", "released"})
 
 
@@ -33,6 +46,53 @@ class DecisionLogError(RuntimeError):
 def _timestamp(moment: datetime) -> str:
     # Fixed width, so the index's string sort key orders by time.
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def day_key(message_id: str, moment: datetime) -> str:
+    """The `by-day` partition of a message's records: its UTC day and a shard stable for the message."""
+    shard = zlib.crc32(message_id.encode("utf-8")) % DAY_SHARDS
+    return f"{moment.astimezone(UTC):%Y-%m-%d}#{shard}"
+
+
+def replay_values(verdict: Verdict, decision: Decision) -> dict[str, Any]:
+    """The facts one decision was made on, for `mailfilter policy replay` (docs/operate.md)."""
+    from mailfilter.policy.decide import segment_of  # noqa: PLC0415 - the policy core only when a verdict is recorded
+
+    c = verdict.classification
+    values: dict[str, Any] = {
+        "classification": {
+            "category": c.category.value,
+            "category_source": c.category_source.value,
+            "product": c.product,
+            "product_source": c.product_source.value,
+            "products": list(c.products),
+            "cloud": c.cloud.value,
+            "cloud_source": c.cloud_source.value,
+            "evidence": [{"kind": e.kind, "value": str(e.value), "source": e.source.value} for e in c.evidence],
+        },
+    }
+    if verdict.authenticated is not None:
+        values["authenticated"] = verdict.authenticated
+    match = decision.match
+    if match is None:
+        if decision.customer is None:  # decided with no directory entry: the facts are complete
+            values["segment"] = segment_of(None).value
+        return values
+    view = match.customer
+    values["segment"] = segment_of(view).value
+    values["customer_view"] = {
+        "cloud": view.cloud.value,
+        "tenant_id": view.tenant_id,
+        "name": view.name,
+        "direct_relationship": view.direct_relationship,
+        "direct_products": sorted(view.direct_products),
+        "partners": [
+            {"partner_id": p.partner_id, "name": p.name, "products": list(p.products), "contacts": list(p.contacts)} for p in view.partners
+        ],
+        "matched_by": match.matched_by,
+        "entry": match.entry,
+    }
+    return values
 
 
 class DecisionLog:
@@ -72,13 +132,20 @@ class DecisionLog:
             "cloud": cloud.value,
             "kind": kind,
             "at": _timestamp(now),
+            "day": day_key(message_id, now),
             "expires_at": int((now + self.retention).timestamp()),  # DynamoDB TTL: epoch seconds
         }
 
     def record(self, verdict: Verdict, *, kind: str = "decision") -> None:
         """Record every decision of a verdict: one item per recipient, in one request per 25 recipients."""
+        self._write(self.items(verdict, kind=kind))
+
+    def items(self, verdict: Verdict, *, kind: str = "decision") -> list[dict[str, Any]]:
+        """The verdict's records as DynamoDB items, one per recipient, for `record` or a caller's own transaction."""
         common = self._common(verdict.message_id, verdict.direction, verdict.classification.cloud, kind)
         common["mode"] = verdict.mode.value
+        if verdict.sender is not None:  # outbound: who sent it and its subject, for the digests (docs/policy.md)
+            common["sender"], common["subject"] = verdict.sender, verdict.subject
         items = []
         for decision in verdict.decisions:
             values = {
@@ -97,20 +164,27 @@ class DecisionLog:
                 "customer_name": decision.customer_name,
                 "matched_by": decision.matched_by,
                 "partners": list(decision.partners),
+                **replay_values(verdict, decision),
             }
-            items.append(values)
-        self._write(items)
+            # None is left out rather than stored as NULL: `customer` keys a sparse index.
+            items.append(to_item({k: v for k, v in values.items() if v is not None}))
+        return items
 
     def record_outcome(
         self, message_id: str, direction: Direction, cloud: Cloud, recipients: Sequence[str], *, kind: str, error: str
     ) -> None:
         """Record an outcome reached without a verdict (deferred, rejected), one item per recipient."""
+        self._write(self.outcome_items(message_id, direction, cloud, recipients, kind=kind, error=error))
+
+    def outcome_items(
+        self, message_id: str, direction: Direction, cloud: Cloud, recipients: Sequence[str], *, kind: str, error: str
+    ) -> list[dict[str, Any]]:
+        """An outcome's records as DynamoDB items, for `record_outcome` or a caller's own transaction."""
         common = self._common(message_id, direction, cloud, kind)
-        self._write([{**common, "sk": f"{kind}#{recipient}", "recipient": recipient, "error": error} for recipient in recipients])
+        return [to_item({**common, "sk": f"{kind}#{recipient}", "recipient": recipient, "error": error}) for recipient in recipients]
 
     def _write(self, items: list[dict[str, Any]]) -> None:
-        # None is left out rather than stored as NULL: `customer` keys a sparse index.
-        requests = [{"PutRequest": {"Item": to_item({k: v for k, v in item.items() if v is not None})}} for item in items]
+        requests = [{"PutRequest": {"Item": item}} for item in items]
         try:
             batch_write(self.client, self.table_name, requests)
         except (BatchIncompleteError, ClientError, BotoCoreError) as error:

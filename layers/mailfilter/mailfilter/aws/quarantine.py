@@ -63,6 +63,7 @@ class QuarantineItem(BaseModel):
     request: dict[str, Any]  # the original, as received (for outbound: the send request)
     verdict: dict[str, Any]  # Verdict.as_dict(), every decision of the message
     partner_contacts: dict[str, list[str]] = Field(default_factory=dict)  # per blocked recipient, for release --to reroute
+    raw: dict[str, str] | None = None  # where the message's bytes are kept when the request names them (`raw_key`)
     released: Release | None = None
 
 
@@ -114,6 +115,7 @@ class Quarantine:
         request: Mapping[str, Any],
         verdict: Mapping[str, Any],
         partner_contacts: Mapping[str, Sequence[str]] | None = None,
+        raw: Mapping[str, str] | None = None,
         now: datetime | None = None,
     ) -> QuarantineItem:
         """Store one message; the envelope first, so a marker never points at nothing."""
@@ -129,6 +131,7 @@ class Quarantine:
             request=dict(request),
             verdict=dict(verdict),
             partner_contacts={k: list(v) for k, v in (partner_contacts or {}).items()},
+            raw=dict(raw) if raw else None,
         )
         self._write(item)
         for customer in item.customers:

@@ -1,13 +1,20 @@
-"""The raw messages SES's receipt rule stored in the mail bucket, as the inbound filter reads them.
+"""The raw messages stored in the mail bucket: inbound mail SES's receipt rule stored, outgoing mail applications stored.
 
-SES stores each message at INBOUND_PREFIX + the SES message id before it
-invokes the filter. Nothing is deleted here: a blocked message is copied to
-QUARANTINE_PREFIX + "raw/<message id>.eml" (the quarantine record itself is
-`mailfilter.aws.quarantine`'s), so it outlives the inbound copy's expiry.
+SES stores each inbound message at INBOUND_PREFIX + the SES message id before it
+invokes the filter; applications (and the SMTP intake) store outgoing messages
+under OUTGOING_PREFIX and name them in a send request's `raw_key`. Nothing is
+deleted here: a blocked message is copied to QUARANTINE_PREFIX + "raw/…"
+(the quarantine record itself is `mailfilter.aws.quarantine`'s), so it outlives
+the stored copy's expiry.
+
+A message is read into one buffer of its announced size, chunk by chunk, so a
+40 MB message costs 40 MB of memory, not the several copies a plain `read()`
+and its joins would make.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -17,8 +24,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 from mailfilter.aws import clients
 
 
+def quarantine_digest(message_id: str) -> str:
+    """A key-safe name for a message id (ids may hold '/', which S3 would read as folders)."""
+    return hashlib.sha256(message_id.encode()).hexdigest()[:32]
+
+
 class MailUnavailable(RuntimeError):  # noqa: N818 - the name says what callers handle
     """The raw message cannot be read from, or kept in, the mail bucket."""
+
+
+class StoredMessageMissing(LookupError):  # noqa: N818
+    """No message is stored under the key a request names."""
 
 
 class StoredMessageTooLarge(RuntimeError):  # noqa: N818
@@ -38,6 +54,8 @@ class MailBucket:
     quarantine_prefix: str = "quarantine/"
     s3: BaseClient | None = None
 
+    CHUNK = 1024 * 1024
+
     @property
     def client(self) -> BaseClient:
         return self.s3 or clients.client("s3")
@@ -53,14 +71,46 @@ class MailBucket:
         """The message at a location `location` or `preserve` returned (a quarantine item's `raw`)."""
         bucket, key = location["bucket"], location["key"]
         try:
-            response = self.client.get_object(Bucket=bucket, Key=key)
-            size = int(response.get("ContentLength", 0))
-            if size > max_bytes:
-                response["Body"].close()
-                raise StoredMessageTooLarge(size, max_bytes)
-            return response["Body"].read()
+            return bytes(self._read(bucket, key, max_bytes))
         except (ClientError, BotoCoreError) as error:
             raise MailUnavailable(f"s3://{bucket}/{key}: {error}") from error
+
+    def read_outgoing(self, key: str, *, max_bytes: int) -> bytearray:
+        """An outgoing message a send request names; `StoredMessageMissing` when there is none."""
+        try:
+            return self._read(self.bucket, key, max_bytes)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise StoredMessageMissing(f"no message is stored at s3://{self.bucket}/{key}") from None
+            raise MailUnavailable(f"s3://{self.bucket}/{key}: {error}") from error
+        except BotoCoreError as error:
+            raise MailUnavailable(f"s3://{self.bucket}/{key}: {error}") from error
+
+    def _read(self, bucket: str, key: str, max_bytes: int) -> bytearray:
+        response = self.client.get_object(Bucket=bucket, Key=key)
+        body = response["Body"]
+        size = int(response.get("ContentLength", 0))
+        if size > max_bytes:
+            body.close()
+            raise StoredMessageTooLarge(size, max_bytes)
+        buffer, filled = bytearray(size), 0
+        for chunk in body.iter_chunks(self.CHUNK):
+            if filled + len(chunk) > size:
+                raise MailUnavailable(f"s3://{bucket}/{key}: more bytes than the {size:,} announced")
+            buffer[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+        if filled != size:
+            raise MailUnavailable(f"s3://{bucket}/{key}: {filled:,} bytes read of the {size:,} announced")
+        return buffer
+
+    def preserve_outgoing(self, key: str, message_id: str) -> dict[str, str]:
+        """Copy an outgoing message beside the quarantine (server side); returns where it is."""
+        target = f"{self.quarantine_prefix}raw/outgoing/{quarantine_digest(message_id)}.eml"
+        try:
+            self.client.copy_object(Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": key})
+        except (ClientError, BotoCoreError) as error:
+            raise MailUnavailable(f"s3://{self.bucket}/{key}: {error}") from error
+        return {"bucket": self.bucket, "key": target}
 
     def preserve(self, message_id: str) -> dict[str, str]:
         """Copy the raw message beside the quarantine (server side, any size); returns where it is.

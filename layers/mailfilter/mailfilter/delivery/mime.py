@@ -22,13 +22,12 @@ from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
-from email.parser import BytesParser
 
 from mailfilter.addresses import InvalidAddressError, normalise_address
-from mailfilter.delivery.raw import MAX_LINE, SES_SINGLE_FIELDS, HeaderField, RawMessage, address_field, new_field, split_message
+from mailfilter.delivery.raw import MAX_LINE, SES_SINGLE_FIELDS, HeaderField, Mail, RawMessage, address_field, new_field, split_message
 from mailfilter.events.send_request import SendRequest
 from mailfilter.model import Action, Decision, Verdict
-from mailfilter.reading import hides_a_line_break
+from mailfilter.reading import decoded, hides_a_line_break
 
 # Headers the gateway composes itself; a request may not set them through `headers`.
 RESERVED_HEADERS = frozenset(
@@ -64,6 +63,7 @@ def header_safe(value: str) -> str:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_NUL = re.compile(rb"\x00")
 
 
 def _decoded_words(value: str) -> str:
@@ -75,26 +75,15 @@ def _decoded_words(value: str) -> str:
         return value.replace("=?", "= ?")
 
 
-MAX_MIME_DEPTH = 50  # copying and writing a message recurse once per level
-
-
-def _depth(message: EmailMessage) -> int:
-    """How deep the multipart structure goes, measured without recursion."""
-    deepest, stack = 0, [(message, 1)]
-    while stack:
-        part, level = stack.pop()
-        deepest = max(deepest, level)
-        if part.is_multipart() and level <= MAX_MIME_DEPTH:
-            stack.extend((child, level + 1) for child in part.get_payload())
-    return deepest
-
-
 @dataclass(frozen=True, slots=True)
 class Original:
-    """The message as the sender asked for it: the bytes every copy is made from, and how Python's parser reads them."""
+    """The message as the sender asked for it: the bytes every copy is made from."""
 
     raw: RawMessage  # as it is delivered, every recipient in its header (Bcc excepted)
-    parsed: EmailMessage  # the same bytes, parsed: the MIME structure and what the classifier reads
+
+    @property
+    def subject(self) -> str:
+        return decoded(self.raw.all("Subject")[0].text()) if self.raw.all("Subject") else ""
 
 
 def _defused(raw: RawMessage) -> RawMessage:
@@ -103,18 +92,6 @@ def _defused(raw: RawMessage) -> RawMessage:
         new_field(field.name, header_safe(field.text()), raw.newline) if hides_a_line_break(field.text()) else field for field in raw.fields
     ]
     return RawMessage(tuple(fields), raw.body, raw.newline, raw.separator)
-
-
-def _parsed(data: bytes) -> EmailMessage:
-    try:
-        message = BytesParser(policy=email_policy.default).parsebytes(data)
-    except RecursionError:
-        raise CompositionError(f"raw nests MIME parts more than {MAX_MIME_DEPTH} levels deep") from None
-    if _depth(message) > MAX_MIME_DEPTH:
-        raise CompositionError(f"raw nests MIME parts more than {MAX_MIME_DEPTH} levels deep")
-    if not isinstance(message, EmailMessage):  # pragma: no cover - policy.default always builds one
-        raise CompositionError("raw is not a MIME message")
-    return message
 
 
 def _check_ses_accepts(raw: RawMessage) -> None:
@@ -129,11 +106,18 @@ def _check_ses_accepts(raw: RawMessage) -> None:
         raise CompositionError(f"raw repeats headers that SES accepts only once: {', '.join(repeated)}")
 
 
-def compose_original(request: SendRequest) -> Original:
-    """The message as the sender asked for it: `raw` as given (Bcc removed), or composed from the request's fields."""
-    if request.raw is not None:
-        data = base64.b64decode(request.raw)
-        if b"\x00" in data:
+def compose_original(request: SendRequest, stored: bytearray | None = None) -> Original:
+    """The message as the sender asked for it: `raw` (or the `stored` message `raw_key` names) as given, Bcc removed;
+    or composed from the request's fields.
+
+    Only the header block is read and rewritten; the body is kept as it came, never parsed, so a
+    stored 35 MB message costs its own size in memory and no more.
+    """
+    if request.raw_key is not None and stored is None:
+        raise CompositionError(f"raw_key {request.raw_key} names a stored message that was not read")
+    if request.raw is not None or stored is not None:
+        data = stored if stored is not None else bytearray(base64.b64decode(request.raw or ""))
+        if _NUL.search(data):
             raise CompositionError("raw contains NUL bytes, which no mail may carry; encode binary parts in base64")
         raw = split_message(data)
         try:
@@ -144,7 +128,7 @@ def compose_original(request: SendRequest) -> Original:
         raw = _defused(raw).without(["Bcc"])
         if not raw.all("From"):
             raw = raw.replacing("From", [address_field("From", request.sender, raw.newline)])
-        return Original(raw, _parsed(bytes(raw)))
+        return Original(raw)
     reserved = sorted(name for name in request.headers if name.lower() in RESERVED_HEADERS)
     if reserved:
         raise CompositionError(f"headers {reserved} are composed by the gateway; use the request's fields instead")
@@ -163,8 +147,7 @@ def compose_original(request: SendRequest) -> Original:
             message.add_alternative(request.html, subtype="html", cte="quoted-printable")
     else:
         message.set_content(request.html or "", subtype="html", cte="quoted-printable")
-    data = message.as_bytes(policy=email_policy.SMTP)
-    return Original(split_message(data), message)
+    return Original(split_message(message.as_bytes(policy=email_policy.SMTP)))
 
 
 # Headers that name recipients: a copy keeps only the addresses its reader may see.
@@ -217,9 +200,9 @@ def visible_copy(original: Original, request: SendRequest, visible: Collection[s
     return message.without(HIDDEN_HEADERS)
 
 
-def allowed_copy(original: Original, request: SendRequest, allowed: Collection[str]) -> bytes:
+def allowed_copy(original: Original, request: SendRequest, allowed: Collection[str]) -> Mail:
     """The original with its recipient headers narrowed to the allowed recipients; Bcc stays envelope-only."""
-    return bytes(visible_copy(original, request, allowed))
+    return visible_copy(original, request, allowed).mail()
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,17 +259,17 @@ def _notice_text(request: SendRequest, verdict: Verdict, group: RerouteGroup) ->
     return "\r\n".join(lines) + "\r\n"
 
 
-def partner_notice(original: Original, request: SendRequest, verdict: Verdict, group: RerouteGroup, from_address: str) -> bytes:
+def partner_notice(original: Original, request: SendRequest, verdict: Verdict, group: RerouteGroup, from_address: str) -> Mail:
     """The message a partner receives: who and why in a text part, then the original as message/rfc822, byte for byte.
 
     Written in the original's own line breaks, so the attachment is the very bytes the
     customer would have received (narrowed to that customer's recipients).
     """
     nl = original.raw.newline
-    attached = bytes(visible_copy(original, request, set(group.recipients)))
+    attached = visible_copy(original, request, set(group.recipients)).mail()
     boundary = "=_mailfilter_" + secrets.token_hex(16)
     name = header_safe(group.customer_name or group.customer or "a CSP customer")
-    subject = header_safe(f"[CSP customer {name}] {original.parsed.get('Subject', '')}".strip())
+    subject = header_safe(f"[CSP customer {name}] {original.subject}".strip())
     head = [
         address_field("From", from_address, nl),
         address_field("To", ", ".join(group.deliver_to), nl),
@@ -299,8 +282,8 @@ def partner_notice(original: Original, request: SendRequest, verdict: Verdict, g
     ]
     text = base64.encodebytes(_notice_text(request, verdict, group).encode("utf-8")).replace(b"\n", nl)
     delimiter = b"--" + boundary.encode("ascii")
-    return b"".join(
-        [
+    return Mail(
+        (
             *(field.raw for field in head),
             nl,
             delimiter + nl,
@@ -313,8 +296,8 @@ def partner_notice(original: Original, request: SendRequest, verdict: Verdict, g
             b'Content-Disposition: attachment; filename="original-message.eml"' + nl,
             *([] if attached.isascii() else [b"Content-Transfer-Encoding: 8bit" + nl]),
             nl,
-            attached,
+            *attached.parts,
             nl,  # RFC 2046: the line break before a delimiter belongs to the delimiter, not to the part
             delimiter + b"--" + nl,
-        ]
+        )
     )

@@ -57,16 +57,46 @@ class HeaderField:
             return unfolded.decode("latin-1")
 
 
+Buffer = bytes | bytearray | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    """A message ready to send, as the byte strings it is made of.
+
+    A 35 MB body is one of the parts, never copied to join it to new header fields:
+    `mailfilter.aws.mailer` streams the parts to SES. `bytes(mail)` joins them, for tests and small tools.
+    """
+
+    parts: tuple[Buffer, ...]
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.parts)
+
+    @property
+    def size(self) -> int:
+        return sum(memoryview(part).nbytes for part in self.parts)
+
+    def isascii(self) -> bool:
+        return not any(_NOT_ASCII.search(part) for part in self.parts)
+
+
+_NOT_ASCII = re.compile(rb"[\x80-\xff]")
+
+
 @dataclass(frozen=True, slots=True)
 class RawMessage:
     fields: tuple[HeaderField, ...]
-    body: bytes
+    body: Buffer  # a memoryview into the stored message when it was read from S3: never copied
     newline: bytes  # the line break the header block uses: b"\r\n" or b"\n"
     separator: bytes  # the empty line between header block and body as written; b"" when there was none
 
     def __bytes__(self) -> bytes:
         """Header fields, the empty line (added where the original had none), then the body as written."""
-        return b"".join(field.raw for field in self.fields) + (self.separator or self.newline) + self.body
+        return bytes(self.mail())
+
+    def mail(self) -> Mail:
+        return Mail((*(field.raw for field in self.fields), self.separator or self.newline, self.body))
 
     def all(self, name: str) -> list[HeaderField]:
         key = name.lower()
@@ -96,8 +126,11 @@ class RawMessage:
         return replace(self, fields=tuple(kept))
 
 
-def split_message(raw: bytes) -> RawMessage:
-    """Header fields and body of a raw message, as mail software reads them; nothing is dropped but an mbox "From " line."""
+def split_message(raw: bytes | bytearray) -> RawMessage:
+    """Header fields and body of a raw message, as mail software reads them; nothing is dropped but an mbox "From " line.
+
+    The body of a `bytearray` (a message read from S3) is a view into it, not a copy.
+    """
     first_break = raw.find(b"\n")
     newline = b"\r\n" if first_break > 0 and raw[first_break - 1 : first_break] == b"\r" else b"\n"
     fields: list[bytearray] = []
@@ -109,23 +142,27 @@ def split_message(raw: bytes) -> RawMessage:
         line = raw[position:end]
         content = line.rstrip(b"\r\n")
         if not content.strip(b"\r"):
-            return _message(fields, raw[end:], newline, line)
+            return _message(fields, _rest(raw, end), newline, bytes(line))
         if content[:1] in (b" ", b"\t") and fields:
             fields[-1] += _LONE_CR.sub(b" ", line)
         elif _FIELD_NAME.match(content) and not content.startswith(b":"):
             fields.append(bytearray(_LONE_CR.sub(b" ", line)))
         else:  # the first line that is not a header field starts the body, as in Python's parser
-            return _message(fields, raw[position:], newline, b"")
+            return _message(fields, _rest(raw, position), newline, b"")
         position = end
     return _message(fields, b"", newline, b"")
 
 
-def _line_end(raw: bytes, start: int) -> int:
+def _rest(raw: bytes | bytearray, start: int) -> Buffer:
+    return memoryview(raw)[start:] if isinstance(raw, bytearray) else raw[start:]
+
+
+def _line_end(raw: bytes | bytearray, start: int) -> int:
     end = raw.find(b"\n", start)
     return len(raw) if end == -1 else end + 1
 
 
-def _message(fields: list[bytearray], body: bytes, newline: bytes, separator: bytes) -> RawMessage:
+def _message(fields: list[bytearray], body: Buffer, newline: bytes, separator: bytes) -> RawMessage:
     complete = [bytes(field) if field.endswith(b"\n") else bytes(field) + newline for field in fields]
     return RawMessage(tuple(HeaderField(field) for field in complete), body, newline, separator)
 

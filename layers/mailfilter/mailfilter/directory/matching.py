@@ -48,10 +48,10 @@ def resolve(address: str, found: Mapping[LookupKey, CustomerView]) -> CustomerMa
         customer = found.get((ADDRESS, candidate))
         if customer is not None:
             return CustomerMatch(customer, ADDRESS, candidate)
-    labels = domain_of(address).split(".")
-    for index in range(len(labels) - 1):
-        domain = ".".join(labels[index:])
+    domain = domain_of(address)
+    while "." in domain:  # the domain, then each parent; never the top-level label alone (`domain_and_parents`)
         customer = found.get((DOMAIN, domain))
         if customer is not None:
             return CustomerMatch(customer, DOMAIN, domain)
+        domain = domain.partition(".")[2]
     return None

@@ -50,12 +50,12 @@ class CustomerView:
         """
         if product is None:
             return self.partners
-        listing = tuple(link for link in self.partners if product in link.products)
+        listing = tuple([link for link in self.partners if product in link.products])
         if listing:
             return listing
         if product in self.direct_products:
             return ()
-        return tuple(link for link in self.partners if link.owns_all)
+        return tuple([link for link in self.partners if link.owns_all])
 
     def holds_through_csp(self, product: str | None) -> bool:
         return product is not None and bool(self.owning_partners(product))

@@ -5,25 +5,31 @@ from __future__ import annotations
 from typing import Any
 
 from mailfilter.events import EventError
+from mailfilter.events.mail_manager import is_mail_manager_event
 from mailfilter.events.send_request import decode_json
 from mailfilter.events.ses_receipt import parse_receipt_event, receipt_message
 from mailfilter.events.ses_sent import parse_email_sent_event, sent_message
 from mailfilter.message import Message
 from mailfilter.outbound_request import read_send_request
 from mailfilter.policy.config import Policy
+from mailfilter.ports import StoredMail
 
 EXPECTED = (
     "an SES receipt-rule event (Records[].eventSource 'aws:ses'), an outbound send request, "
     "an SQS event whose records carry send requests (Records[].eventSource 'aws:sqs'), "
     "or an EventBridge SES 'Email Sent' event (source 'aws.ses')"
 )
+MAIL_MANAGER = (
+    "an SES Mail Manager invocation of the SMTP intake: its message is in the mail bucket, so it has no decision "
+    "of its own here; run it with `mailfilter invoke SmtpIntakeFunction` and explain the send request it queues"
+)
 
 
-def messages_from_event(data: Any, policy: Policy) -> list[Message]:
+def messages_from_event(data: Any, policy: Policy, stored: StoredMail | None = None) -> list[Message]:
     """The messages an event carries, read as the functions read them; `EventError` names what was wrong.
 
     Send requests go through the gateway's own reading (`read_send_request`), so a request
-    the gateway refuses is refused here with the same words.
+    the gateway refuses is refused here with the same words; `stored` reads the messages `raw_key` names.
     """
     if not isinstance(data, dict):
         raise EventError(f"expected a JSON object: {EXPECTED}")
@@ -33,11 +39,13 @@ def messages_from_event(data: Any, policy: Policy) -> list[Message]:
         if source == "aws:ses":
             return [receipt_message(parse_receipt_event(data))]
         if source == "aws:sqs":
-            return [read_send_request(_json_body(record), policy).message for record in records]
+            return [read_send_request(_json_body(record), policy, stored).message for record in records]
     if data.get("source") == "aws.ses":
         return [sent_message(parse_email_sent_event(data))]
+    if is_mail_manager_event(data):
+        raise EventError(MAIL_MANAGER)
     if "from" in data:
-        return [read_send_request(data, policy).message]
+        return [read_send_request(data, policy, stored).message]
     raise EventError(f"unrecognised event: expected {EXPECTED}")
 
 

@@ -23,6 +23,8 @@ from mailfilter.validation import describe
 
 SES_MAX_RECIPIENTS = 50
 SES_MAX_MESSAGE_BYTES = 40 * 1024 * 1024  # SES v2's limit for a whole message, after encoding
+# Where applications store messages too large for a queue message (`raw_key`); the gateway reads nothing else.
+OUTGOING_PREFIX = "outgoing/"
 
 
 def _header_name(value: str) -> str:
@@ -39,6 +41,17 @@ def _no_line_breaks(value: str) -> str:
 
 HeaderValue = Annotated[str, AfterValidator(_no_line_breaks), StringConstraints(max_length=998)]
 Subject = Annotated[str, AfterValidator(_no_line_breaks), StringConstraints(max_length=998)]
+
+
+def _outgoing_key(value: str) -> str:
+    if not value.startswith(OUTGOING_PREFIX) or len(value) == len(OUTGOING_PREFIX):
+        raise ValueError(f"must be a key under {OUTGOING_PREFIX} in the mail bucket")
+    if any(part in ("", ".", "..") for part in value[len(OUTGOING_PREFIX) :].split("/")) or any(ord(ch) < 32 for ch in value):
+        raise ValueError("must be a plain key: no empty, '.' or '..' segments and no control characters")
+    return value
+
+
+StoredKey = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_outgoing_key)]
 MessageId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@<>+=/-]*$")]
 
 
@@ -55,6 +68,9 @@ class SendRequest(BaseModel):
     text: str | None = None
     html: str | None = None
     raw: str | None = Field(default=None, description="A complete MIME message, base64-encoded.")
+    raw_key: StoredKey | None = Field(
+        default=None, description="The S3 key, under outgoing/ in the mail bucket, of a complete MIME message."
+    )
     category: Category | None = None
     product: Product | None = None
     cloud: Cloud | None = None
@@ -67,10 +83,11 @@ class SendRequest(BaseModel):
             raise ValueError("the request has no recipient in to, cc or bcc")
         if count > SES_MAX_RECIPIENTS:
             raise ValueError(f"the request has {count} recipients; SES accepts at most {SES_MAX_RECIPIENTS} per message")
-        if self.raw is None and self.text is None and self.html is None:
-            raise ValueError("the request has no body: give text, html or raw")
-        if self.raw is not None and (self.text is not None or self.html is not None):
-            raise ValueError("raw is a complete message; do not combine it with text or html")
+        given = [name for name in ("raw", "raw_key") if getattr(self, name) is not None]
+        if not given and self.text is None and self.html is None:
+            raise ValueError("the request has no body: give text, html, raw or raw_key")
+        if given and (len(given) > 1 or self.text is not None or self.html is not None):
+            raise ValueError(f"{given[0]} is a complete message; do not combine it with {'raw_key' if len(given) > 1 else 'text or html'}")
         if self.raw is not None:
             try:
                 base64.b64decode(self.raw, validate=True)
@@ -87,8 +104,9 @@ class SendRequest(BaseModel):
 
     @property
     def size_bytes(self) -> int:
+        """The message's size as SES counts it (a stored message's size is known once it is read)."""
         if self.raw is not None:
-            return len(self.raw)
+            return len(self.raw) * 3 // 4 - self.raw[-2:].count("=")  # decoded, not the base64 text
         return len((self.text or "").encode()) + len((self.html or "").encode()) + len(self.subject.encode())
 
     @property

@@ -11,17 +11,27 @@ then the sender map's, then the default. Subjects arrive as pattern text
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from mailfilter.message import Declaration, Message
 from mailfilter.model import Category, Classification, Cloud, Direction, Evidence, Source
 from mailfilter.policy.config import Policy
 from mailfilter.reading import disguised_words, pattern_text
 
 
+# Declared values come from a small vocabulary (categories, products, clouds) and reading one
+# is a pure function of its text, so each distinct value is read once; the caches are bounded.
+@lru_cache(maxsize=1024)
+def _declared_text(value: str) -> str:
+    return pattern_text(value).lower()
+
+
+@lru_cache(maxsize=1024)
 def _enum_or_none(kind: type[Category] | type[Cloud], value: str | None) -> Category | Cloud | None:
     if value is None:
         return None
     try:
-        return kind(pattern_text(value).lower())
+        return kind(_declared_text(value))
     except ValueError:
         return None  # an unreadable declaration is no evidence; other sources decide
 
@@ -56,7 +66,7 @@ def classify(message: Message, policy: Policy) -> Classification:
         evidence.append(Evidence("category", policy.category_order[0], Source.SUBJECT))
 
     for declaration in declared:
-        product = pattern_text(declaration.product or "").lower()
+        product = _declared_text(declaration.product or "")
         if product:
             evidence.append(Evidence("product", product, declaration.source))
     evidence += [Evidence("product", sender.product, Source.SENDER_MAP) for sender in senders if sender.product is not None]

@@ -12,11 +12,11 @@ import tomllib
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mailfilter.addresses import domain_of
+from mailfilter.addresses import InvalidAddressError, domain_of, normalise_address
 from mailfilter.directory.records import Address, Domain, Product
 from mailfilter.model import Action, Category, Cloud, Mode
 from mailfilter.validation import describe
@@ -108,6 +108,80 @@ class Rule(_Section):
     product: ProductCondition = ProductCondition.ANY
     action: Action
     reason: Reason
+    # "audit": the rule is on trial. Its decisions are recorded and counted, but delivered as allow
+    # (as the global audit mode does for every rule); "enforce" rules follow the policy's mode.
+    mode: Mode = Mode.ENFORCE
+
+
+class Weekday(StrEnum):
+    MONDAY = "monday"
+    TUESDAY = "tuesday"
+    WEDNESDAY = "wednesday"
+    THURSDAY = "thursday"
+    FRIDAY = "friday"
+    SATURDAY = "saturday"
+    SUNDAY = "sunday"
+
+
+def _one_or_more(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+Mailboxes = Annotated[list[Address], BeforeValidator(_one_or_more), Field(min_length=1)]
+
+
+class SenderDigests(_Section):
+    """Daily, to each sending identity: its blocked and rerouted mail of the day before (`mailfilter.digests`)."""
+
+    enabled: bool = True
+    identities: Literal["all"] | tuple[str, ...] = "all"  # "all": every identity that had mail blocked or rerouted
+    send_to: dict[Address, Mailboxes] = Field(default_factory=dict)  # identity -> the team mailbox(es) that read its digest
+
+    @field_validator("identities", mode="plain")
+    @classmethod
+    def _all_or_addresses(cls, value: object) -> Literal["all"] | tuple[str, ...]:
+        if value == "all":
+            return "all"
+        if not isinstance(value, list) or not value:
+            raise ValueError(f'expected "all" or a non-empty list of sending identities, not {value!r}')
+        found = []
+        for index, item in enumerate(value):
+            try:
+                found.append(normalise_address(item if isinstance(item, str) else ""))
+            except InvalidAddressError as error:
+                raise ValueError(f"entry {index}: {error}") from None
+        return tuple(dict.fromkeys(found))
+
+
+class PartnerDigests(_Section):
+    """Weekly, to each partner's contacts: what was rerouted to it in the seven days before `weekday`."""
+
+    enabled: bool = True
+    weekday: Weekday = Weekday.MONDAY
+
+
+class Digests(_Section):
+    """Digests of what the filter did, by mail (docs/policy.md, "Digests"); nothing is sent unless `enabled`."""
+
+    enabled: bool = False
+    release_contact: Address | None = None  # whom application teams ask for a release
+    mask_recipients: bool = True  # a***@contoso.com in the sender digests
+    subjects: bool = True  # show the recorded subjects (outbound mail only records one)
+    senders: SenderDigests = Field(default_factory=SenderDigests)
+    partners: PartnerDigests = Field(default_factory=PartnerDigests)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Digests:
+        if self.enabled and self.senders.enabled and self.release_contact is None:
+            raise ValueError(
+                "release_contact is required when enabled = true and senders.enabled = true: "
+                "the daily digest tells application teams whom to ask for a release"
+            )
+        if self.senders.identities != "all":
+            unlisted = sorted(set(self.senders.send_to) - set(self.senders.identities))
+            if unlisted:
+                raise ValueError(f"senders.send_to names {unlisted}, which senders.identities does not list: they get no digest")
+        return self
 
 
 # When sources disagree about what a message is about, the first of these that any source
@@ -125,6 +199,7 @@ class Policy(_Section):
     subjects: list[SubjectEntry] = Field(default_factory=list)
     products: list[ProductEntry] = Field(default_factory=list)
     rules: list[Rule] = Field(min_length=1)
+    digests: Digests = Field(default_factory=Digests)
 
     @model_validator(mode="after")
     def _complete_table(self) -> Policy:
@@ -146,6 +221,18 @@ class Policy(_Section):
             addresses = [entry.address for entry in entries]
             if len(set(addresses)) != len(addresses):
                 raise ValueError(f"{what}: an address is listed twice")
+        return self
+
+    @model_validator(mode="after")
+    def _digests_name_vendor_identities(self) -> Policy:
+        senders = self.digests.senders
+        named = [] if senders.identities == "all" else list(senders.identities)
+        strangers = sorted({address for address in [*named, *senders.send_to] if not self.is_vendor_identity(address)})
+        if strangers:
+            raise ValueError(
+                f"digests.senders names {strangers}, which are not vendor identities ([vendor] domains, identities): "
+                "the gateway never sends as them, so they would never get a digest"
+            )
         return self
 
     @cached_property
@@ -190,12 +277,27 @@ def load_policy(path: str | Path | None = None) -> Policy:
     """Read and validate a policy file; the shipped default when `path` is None."""
     path = Path(path) if path is not None else DEFAULT_POLICY_PATH
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
+        content = path.read_bytes()
+    except OSError as error:
         raise PolicyFileError(f"{path}: cannot read the policy file: {error}") from None
+    return parse_policy(content, str(path))
+
+
+def parse_policy(content: bytes | str, source: str) -> Policy:
+    """Validate a policy's TOML text; every problem is reported under `source` (a file, an AppConfig version).
+
+    The one validation of a policy: the layer's file, `mailfilter policy check`, the functions
+    reading AppConfig and AppConfig's validator all go through here.
+    """
+    try:
+        text = content.decode("utf-8") if isinstance(content, bytes) else content
+    except UnicodeDecodeError as error:
+        raise PolicyFileError(f"{source}: cannot read the policy file: {error}") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise PolicyFileError(f"{path}: not valid TOML: {error}") from None
+        raise PolicyFileError(f"{source}: not valid TOML: {error}") from None
     try:
         return Policy.model_validate(data)
     except ValidationError as error:
-        raise PolicyFileError(f"{path}: invalid policy:\n  {describe(error, root='(policy)', separator=chr(10) + '  ')}") from None
+        raise PolicyFileError(f"{source}: invalid policy:\n  {describe(error, root='(policy)', separator=chr(10) + '  ')}") from None

@@ -75,28 +75,39 @@ def decide(recipient: str, match: CustomerMatch | None, classification: Classifi
     customer = match.customer if match else None
     product = product_for(customer, classification.products) if classification.products else classification.product
     rule = matching_rule(policy, customer, classification.category, product)
+    trial = rule.mode is Mode.AUDIT  # a rule on trial: decided and recorded, delivered as allow
     if rule.action is not Action.REROUTE:
         partners = customer.partners if customer else ()
-        return _decision(recipient, rule.action, rule.id, rule.seed_rule, rule.reason, match, partners, (), classification, product, policy)
+        return _decision(
+            recipient, rule.action, rule.id, rule.seed_rule, rule.reason, match, partners, (), classification, product, policy, trial
+        )
     partners = reroute_partners(customer, product)
     contacts = tuple(dict.fromkeys(contact for link in partners for contact in link.contacts))
     if not contacts:
         return _decision(
             recipient, Action.BLOCK, PARTNER_WITHOUT_CONTACT, rule.seed_rule,
             "{partners} should receive this mail for {customer} but has no contact address; it is kept for release.",
-            match, partners, (), classification, product, policy,
+            match, partners, (), classification, product, policy, trial,
         )  # fmt: skip
     return _decision(
-        recipient, Action.REROUTE, rule.id, rule.seed_rule, rule.reason, match, partners, contacts, classification, product, policy
+        recipient, Action.REROUTE, rule.id, rule.seed_rule, rule.reason, match, partners, contacts, classification, product, policy, trial
     )
 
 
 def security_block(
-    recipient: str, rule: str, reason: str, match: CustomerMatch | None, classification: Classification, policy: Policy
+    recipient: str,
+    rule: str,
+    reason: str,
+    match: CustomerMatch | None,
+    classification: Classification,
+    policy: Policy,
+    trial: bool = False,
 ) -> Decision:
-    """A block that security evidence forces, whatever the table would say."""
+    """A block that security evidence forces, whatever the table would say (`trial`: it follows from an audit-mode rule)."""
     partners = match.customer.partners if match else ()
-    return _decision(recipient, Action.BLOCK, rule, None, reason, match, partners, (), classification, classification.product, policy)
+    return _decision(
+        recipient, Action.BLOCK, rule, None, reason, match, partners, (), classification, classification.product, policy, trial
+    )
 
 
 def _decision(
@@ -111,10 +122,11 @@ def _decision(
     classification: Classification,
     product: str | None,
     policy: Policy,
+    trial: bool = False,
 ) -> Decision:
-    """Assemble the record; in audit mode the effective action is allow, delivered to the recipient."""
+    """Assemble the record; in audit mode (or for a rule on trial) the effective action is allow, delivered to the recipient."""
     customer = match.customer if match else None
-    effective = action if policy.mode is Mode.ENFORCE else Action.ALLOW
+    effective = action if policy.mode is Mode.ENFORCE and not trial else Action.ALLOW
     if effective is Action.ALLOW:
         deliver_to: tuple[str, ...] = (recipient,)
     else:
@@ -133,4 +145,5 @@ def _decision(
         customer.name if customer else None,
         match.matched_by if match else None,
         tuple([link.partner_id for link in partners]),
+        match,
     )

@@ -1,0 +1,123 @@
+"""The SMTP intake: a message Mail Manager received becomes the gateway's send request (docs/smtp.md).
+
+Mail Manager stored the message under `outgoing/smtp/` and hands over the SMTP
+envelope. The intake decides nothing: it reads only the stored header block to
+tell which envelope recipients the message shows in To and in Cc (every other
+envelope recipient is a Bcc recipient, decided like the rest), and puts one
+send request naming the stored object (`raw_key`) on the gateway's queue. From
+there the message takes the one path every send request takes: the gateway's
+reading, lookup, decision, delivery, quarantine, records, idempotency and
+dead-letter queue (docs/outbound.md).
+
+The request's `message_id` is a digest of the stored object's key, so the same
+stored message handed over twice is one request to the gateway's idempotency,
+and is sent once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mailfilter.addresses import InvalidAddressError, normalise_address
+from mailfilter.aws.outgoing_mail import HeaderBlock
+from mailfilter.delivery.raw import split_message
+from mailfilter.events.mail_manager import MailManagerInvocation, parse_mail_manager_event
+from mailfilter.reading import UnreadableHeader, address_list
+from mailfilter.settings import EnvSettings
+
+SMTP_PREFIX = "outgoing/smtp/"
+
+
+class StoredMail(Protocol):
+    def header_block(self, key: str) -> HeaderBlock: ...
+
+
+class Queue(Protocol):
+    def send(self, request: dict[str, Any]) -> str: ...
+
+
+class IntakeSettings(EnvSettings):
+    """The intake's environment (template.yaml sets these)."""
+
+    mail_bucket: str
+    outbound_queue_url: str
+    smtp_prefix: str = SMTP_PREFIX
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """What was queued for one intercepted message."""
+
+    request: dict[str, Any]
+    queued_as: str
+    unreadable_headers: tuple[str, ...] = ()
+
+    def summary(self) -> dict[str, Any]:
+        """The function's response: ids and counts, no addresses (Mail Manager and logs see it)."""
+        return {
+            "message_id": self.request["message_id"],
+            "raw_key": self.request["raw_key"],
+            "queued_as": self.queued_as,
+            "recipients": {field: len(self.request[field]) for field in ("to", "cc", "bcc")},
+            "unreadable_headers": list(self.unreadable_headers),
+        }
+
+
+def request_message_id(key: str) -> str:
+    """The send request's idempotency key: the same stored object always gets the same one."""
+    return "smtp:" + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def send_request(invocation: MailManagerInvocation, key: str, head: bytes) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The send request for a stored message, and the To/Cc headers that could not be read.
+
+    An envelope recipient the To headers name goes in `to`, one the Cc headers name
+    (and To does not) in `cc`, every other one in `bcc`. A To or Cc header that does
+    not read cleanly names nobody here, so its recipients are decided as Bcc
+    recipients: hidden in every copy, never dropped.
+    """
+    message = split_message(head)
+    shown: dict[str, list[str]] = {"to": [], "cc": []}
+    unreadable = []
+    for header in ("To", "Cc"):
+        for field in message.all(header):
+            try:
+                shown[header.lower()] += address_list(field.text(), header=header)
+            except UnreadableHeader:
+                unreadable.append(header)
+    to, cc, bcc = [], [], []
+    seen = set()
+    for written in invocation.envelope.rcpt_to:
+        try:
+            address = normalise_address(written)
+        except InvalidAddressError:
+            address = written  # as given: the gateway refuses the request with the field and the problem
+        if address in seen:
+            continue
+        seen.add(address)
+        (to if address in shown["to"] else cc if address in shown["cc"] else bcc).append(address)
+    request = {
+        "message_id": request_message_id(key),
+        "from": invocation.envelope.mail_from,
+        "to": to,
+        "cc": cc,
+        "bcc": bcc,
+        "raw_key": key,
+    }
+    return request, tuple(unreadable)
+
+
+def intercept(event: Any, *, mail: StoredMail, queue: Queue, prefix: str = SMTP_PREFIX) -> Intake:
+    """Parse the invocation, read the stored header block, queue the send request.
+
+    Raises `EventError` for an invocation without what the intake needs, and
+    `StoredMailUnavailable` or `QueueUnavailable` when AWS fails: the function then
+    fails, and Mail Manager retries the invocation (docs/smtp.md, "When the intake fails").
+    """
+    invocation = parse_mail_manager_event(event)
+    key = invocation.object_key(prefix)
+    block = mail.header_block(key)
+    request, unreadable = send_request(invocation, key, block.head)
+    return Intake(request=request, queued_as=queue.send(request), unreadable_headers=unreadable)
