@@ -858,10 +858,11 @@ class Run:
             report.lost.append(f"{mid}: processed but missing {missing[:3]} ({len(missing)} in all)")
 
     def _stopped_between_send_and_marker(self, mid: str) -> bool:
-        """Did an invocation die after SES accepted a send of `mid` and before that send's progress marker was written?
+        """Did an invocation die after SES accepted a send of `mid` and before that send's marker was written?
 
         That is the one window exactly-once cannot close (SES takes no idempotency key): the
-        retry cannot know whether the send went out, and sends it again.
+        retry cannot know whether the send went out, and sends it again. A send's marker is a
+        mark, or for the last send of a message the finish (which writes it with the records).
         """
         last_send_ok: dict[int, bool] = {}
         for _, environment, key, what, outcome in self.trace:
@@ -873,6 +874,8 @@ class Run:
                 if last_send_ok.get(environment) and outcome != "ok":
                     return True
                 last_send_ok[environment] = False
+            elif what.startswith("MessageLedger.claim") and last_send_ok.get(environment):
+                return True  # the environment's next invocation began: the one before stopped after an unmarked send
         return any(last_send_ok.values())  # a send with no marker call after it: stopped right there
 
     def _check_inbound(

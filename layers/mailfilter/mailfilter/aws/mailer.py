@@ -149,8 +149,12 @@ class _StreamedBody:
         self._position = min(max(base + offset, 0), self._length)
         return self._position
 
+    # A read returns at most this much (fewer bytes than asked is a file's right): botocore hashes
+    # the payload in 1 MB reads, and each would otherwise cost three 1 MB buffers at once.
+    WINDOW = 64 * 1024
+
     def read(self, size: int = -1) -> bytes:
-        end = self._length if size is None or size < 0 else min(self._position + size, self._length)
+        end = self._length if size is None or size < 0 else min(self._position + min(size, self.WINDOW), self._length)
         pieces, position = [], self._position
         encoded_start, encoded_end = len(self._prefix), len(self._prefix) + self._encoded_size
         if position < encoded_start:

@@ -54,7 +54,7 @@ class MailBucket:
     quarantine_prefix: str = "quarantine/"
     s3: BaseClient | None = None
 
-    CHUNK = 1024 * 1024
+    CHUNK = 64 * 1024  # read into the message's buffer a piece at a time: one piece is all a read adds
 
     @property
     def client(self) -> BaseClient:
