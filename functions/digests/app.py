@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mailfilter.aws.digest_ledger import DigestLedger
+from mailfilter.aws.ledger import MessageLedger
 from mailfilter.aws.mailer import Mailer
 from mailfilter.aws.policy_source import PolicySource, current, policy_source
 from mailfilter.aws.trace import DecisionTrace, TraceFilter
@@ -27,6 +27,8 @@ logger = Logger()
 metrics = Metrics()
 
 RECORD_KINDS = frozenset({"decision", "released"})
+# A digest's claim outlives any period a schedule's retry or an operator's re-run asks for again.
+DIGEST_TTL_SECONDS = 40 * 24 * 3600
 
 
 class DigestsFailed(RuntimeError):  # noqa: N818 - the name says what the schedule's retry sees
@@ -34,7 +36,7 @@ class DigestsFailed(RuntimeError):  # noqa: N818 - the name says what the schedu
 
 
 @cache
-def collaborators() -> dict[str, Any]:
+def collaborators() -> tuple[MessageLedger, dict[str, Any]]:
     settings = DigestSettings.from_env()
     trace = DecisionTrace(settings.decisions_table)
     mailer = Mailer(configuration_set=settings.vendor_configuration_set)
@@ -46,7 +48,8 @@ def collaborators() -> dict[str, Any]:
     def send(digest: Digest) -> str:
         return mailer.send(digest.message(from_address), sender=from_address, recipients=list(digest.to), tags={"digest": digest.kind})
 
-    return {"policy": settings.load(), "read": read, "send": send, "once": DigestLedger(settings.idempotency_table)}
+    ledger = MessageLedger(settings.idempotency_table, ttl_seconds=DIGEST_TTL_SECONDS)
+    return ledger, {"policy": settings.load(), "read": read, "send": send, "once": ledger.once}
 
 
 @cache
@@ -59,8 +62,8 @@ def policy() -> PolicySource | None:
 @traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    parts = collaborators()
-    parts["once"].register(context)
+    ledger, parts = collaborators()
+    ledger.register(context)
     request = request_from_event(event)  # DigestRequestError: a schedule misconfigured; retried, then the Errors alarm
     result = run_digests(request, log=logger, **{**parts, "policy": current(policy(), parts["policy"])})
     metrics.add_metric(name="DigestsSent", unit=MetricUnit.Count, value=len(result["sent"]))

@@ -10,7 +10,7 @@
 The policy's `[digests]` table says what goes to whom; nothing is sent unless it says
 `enabled = true`. `sender_digests` and `partner_digests` are pure (decision records in, `Digest`s
 out); `run_digests` reads a period's records, and sends each digest once through the ports it is
-given (`mailfilter.aws.digest_ledger` makes "once" hold when the schedule fires twice).
+given (`MessageLedger.once` of `mailfilter.aws.ledger` makes "once" hold when the schedule fires twice).
 """
 
 from __future__ import annotations

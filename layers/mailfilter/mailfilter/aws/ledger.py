@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from botocore.client import BaseClient
@@ -139,6 +139,26 @@ class MessageLedger:
             }
         )
         self._retried(lambda: self.client.transact_write_items(TransactItems=actions))
+
+    def once(self, key: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """`work` once per key, for work with no records of its own (the digests): claim, work, finish.
+
+        Done before, or held by a live claim elsewhere, it answers `{"replayed": True, ...}` without
+        running `work`; a failed `work` gives the claim up, so a retry runs it.
+        """
+        try:
+            held = self.claim(key)
+        except MessageInProgress:
+            return {"replayed": True, "in_progress": True}
+        if isinstance(held, Done):
+            return {**held.result, "replayed": True}
+        try:
+            result = work()
+        except Exception:
+            self.abandon(key)
+            raise
+        self.finish(key, result, [])
+        return result
 
     def abandon(self, message_id: str) -> None:
         """Give the lease up after a failure, so SQS's retry claims at once; best effort (the lease expires anyway)."""
