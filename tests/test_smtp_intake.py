@@ -20,7 +20,7 @@ from mailfilter.aws.outgoing_mail import CHUNK_BYTES, OutgoingMail
 from mailfilter.aws.request_queue import QueueUnavailable, RequestQueue
 from mailfilter.events import EventError
 from mailfilter.events.mail_manager import parse_mail_manager_event
-from mailfilter.events.send_request import SendRequest, parse_send_request
+from mailfilter.events.send_request import parse_send_request
 from mailfilter.smtp_intake import SMTP_PREFIX, intercept, request_message_id
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
@@ -124,11 +124,26 @@ def test_the_request_is_the_gateways_send_request(aws: dict[str, str]) -> None:
     store(event)
     run_handler(event)
     (request,) = queued(aws["queue_url"])
-    if "raw_key" in SendRequest.model_fields:
-        parsed = parse_send_request(request)
-        assert parsed.recipients == ("cto@woodgrovebank.com", "it@contoso.com", "marketing@tailspintoys.com", "finance@tailspintoys.com")
-    else:  # until raw_key lands in the model, everything else must already be a valid request
-        parse_send_request({**{k: v for k, v in request.items() if k != "raw_key"}, "raw": "RnJvbTogeEB5Cgp4Cg=="})
+    parsed = parse_send_request(request)
+    assert parsed.recipients == ("cto@woodgrovebank.com", "it@contoso.com", "marketing@tailspintoys.com", "finance@tailspintoys.com")
+
+
+def test_an_envelope_of_more_than_50_recipients_becomes_one_request_per_50_each_decided_once(aws: dict[str, str]) -> None:
+    """SES sends to at most 50 recipients; an SMTP client may name 120. Every one is decided, none is dropped."""
+    event = sample_event()
+    event["envelope"]["to"] = [f"user{n}@woodgrovebank.com" for n in range(120)] + ["it@contoso.com"]
+    key = store(event)
+    response = run_handler(event)
+    requests = []
+    while batch := queued(aws["queue_url"]):
+        requests += batch
+    base = request_message_id(key)
+    assert sorted(r["message_id"] for r in requests) == [f"{base}.part{n}of3" for n in (1, 2, 3)]
+    assert [len(parse_send_request(r).recipients) for r in sorted(requests, key=lambda r: r["message_id"])] == [50, 50, 21]
+    everyone = [a for r in requests for field in ("to", "cc", "bcc") for a in r[field]]
+    assert sorted(everyone) == sorted(event["envelope"]["to"])
+    assert response["message_id"] == base
+    assert response["requests"] == [f"{base}.part{n}of3" for n in (1, 2, 3)]
 
 
 def test_the_same_stored_object_handed_over_twice_is_one_message_id(aws: dict[str, str]) -> None:

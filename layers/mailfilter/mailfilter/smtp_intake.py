@@ -24,6 +24,7 @@ from mailfilter.addresses import InvalidAddressError, normalise_address
 from mailfilter.aws.outgoing_mail import HeaderBlock
 from mailfilter.delivery.raw import split_message
 from mailfilter.events.mail_manager import MailManagerInvocation, parse_mail_manager_event
+from mailfilter.events.send_request import SES_MAX_RECIPIENTS
 from mailfilter.reading import UnreadableHeader, address_list
 from mailfilter.settings import EnvSettings
 
@@ -48,19 +49,21 @@ class IntakeSettings(EnvSettings):
 
 @dataclass(frozen=True, slots=True)
 class Intake:
-    """What was queued for one intercepted message."""
+    """What was queued for one intercepted message: one request, or one per 50 envelope recipients."""
 
-    request: dict[str, Any]
-    queued_as: str
+    requests: tuple[dict[str, Any], ...]
+    queued_as: tuple[str, ...]
     unreadable_headers: tuple[str, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         """The function's response: ids and counts, no addresses (Mail Manager and logs see it)."""
+        first = self.requests[0]
         return {
-            "message_id": self.request["message_id"],
-            "raw_key": self.request["raw_key"],
-            "queued_as": self.queued_as,
-            "recipients": {field: len(self.request[field]) for field in ("to", "cc", "bcc")},
+            "message_id": first["message_id"] if len(self.requests) == 1 else first["message_id"].rsplit(".part", 1)[0],
+            "raw_key": first["raw_key"],
+            "queued_as": self.queued_as[0] if len(self.queued_as) == 1 else list(self.queued_as),
+            "recipients": {field: sum(len(r[field]) for r in self.requests) for field in ("to", "cc", "bcc")},
+            **({"requests": [r["message_id"] for r in self.requests]} if len(self.requests) > 1 else {}),
             "unreadable_headers": list(self.unreadable_headers),
         }
 
@@ -70,13 +73,16 @@ def request_message_id(key: str) -> str:
     return "smtp:" + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
-def send_request(invocation: MailManagerInvocation, key: str, head: bytes) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The send request for a stored message, and the To/Cc headers that could not be read.
+def send_requests(invocation: MailManagerInvocation, key: str, head: bytes) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """The send requests for a stored message, and the To/Cc headers that could not be read.
 
     An envelope recipient the To headers name goes in `to`, one the Cc headers name
     (and To does not) in `cc`, every other one in `bcc`. A To or Cc header that does
     not read cleanly names nobody here, so its recipients are decided as Bcc
-    recipients: hidden in every copy, never dropped.
+    recipients: hidden in every copy, never dropped. SES sends a message to at most 50
+    recipients, so an envelope of more becomes one request per 50, in envelope order, each
+    with its own stable message id (`<id>.part<i>of<n>`): each is decided and sent once,
+    and each copy shows only its own recipients.
     """
     message = split_message(head)
     shown: dict[str, list[str]] = {"to": [], "cc": []}
@@ -87,26 +93,29 @@ def send_request(invocation: MailManagerInvocation, key: str, head: bytes) -> tu
                 shown[header.lower()] += address_list(field.text(), header=header)
             except UnreadableHeader:
                 unreadable.append(header)
-    to, cc, bcc = [], [], []
-    seen = set()
+    recipients: list[str] = []
     for written in invocation.envelope.rcpt_to:
         try:
             address = normalise_address(written)
         except InvalidAddressError:
             address = written  # as given: the gateway refuses the request with the field and the problem
-        if address in seen:
-            continue
-        seen.add(address)
-        (to if address in shown["to"] else cc if address in shown["cc"] else bcc).append(address)
-    request = {
-        "message_id": request_message_id(key),
-        "from": invocation.envelope.mail_from,
-        "to": to,
-        "cc": cc,
-        "bcc": bcc,
-        "raw_key": key,
-    }
-    return request, tuple(unreadable)
+        if address not in recipients:
+            recipients.append(address)
+    chunks = [recipients[start : start + SES_MAX_RECIPIENTS] for start in range(0, len(recipients), SES_MAX_RECIPIENTS)]
+    requests = []
+    for number, chunk in enumerate(chunks, 1):
+        message_id = request_message_id(key) + (f".part{number}of{len(chunks)}" if len(chunks) > 1 else "")
+        requests.append(
+            {
+                "message_id": message_id,
+                "from": invocation.envelope.mail_from,
+                "to": [a for a in chunk if a in shown["to"]],
+                "cc": [a for a in chunk if a in shown["cc"] and a not in shown["to"]],
+                "bcc": [a for a in chunk if a not in shown["to"] and a not in shown["cc"]],
+                "raw_key": key,
+            }
+        )
+    return requests, tuple(unreadable)
 
 
 def intercept(event: Any, *, mail: StoredMail, queue: Queue, prefix: str = SMTP_PREFIX) -> Intake:
@@ -119,5 +128,5 @@ def intercept(event: Any, *, mail: StoredMail, queue: Queue, prefix: str = SMTP_
     invocation = parse_mail_manager_event(event)
     key = invocation.object_key(prefix)
     block = mail.header_block(key)
-    request, unreadable = send_request(invocation, key, block.head)
-    return Intake(request=request, queued_as=queue.send(request), unreadable_headers=unreadable)
+    requests, unreadable = send_requests(invocation, key, block.head)
+    return Intake(tuple(requests), tuple(queue.send(request) for request in requests), unreadable)
