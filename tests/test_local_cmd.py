@@ -255,6 +255,23 @@ def test_a_repeated_invoke_says_the_idempotency_record_answered_and_nothing_is_s
     assert len(ses_sends(project)) == before + 1
 
 
+def test_a_message_handed_over_with_send_goes_through_the_gateway_with_invoke_from_queue(project):
+    """An application team's first try, locally: `mailfilter send`, then the gateway takes what waits on its queue."""
+    run(".venv/bin/mailfilter invoke OutboundGatewayFunction --from-queue", project["dir"])  # whatever earlier tests queued
+    before = len(ses_sends(project))
+    message = EVENTS / "smtp-intercepted-mixed-recipients.eml"
+    sent = run(f".venv/bin/mailfilter send {message} --to cto@woodgrovebank.com --bcc finance@tailspintoys.com", project["dir"])
+    assert sent.returncode == 0, sent.stderr[-2000:]
+    assert "queued sha256:" in sent.stdout
+    result = run(".venv/bin/mailfilter invoke OutboundGatewayFunction --from-queue", project["dir"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert ses_sends(project)[before:] == [["cto@woodgrovebank.com"]]  # rule 4: allowed; rule 1: the Bcc to Tailspin is kept
+    assert "quarantined" in result.stderr
+    again = run(".venv/bin/mailfilter invoke OutboundGatewayFunction --from-queue", project["dir"])
+    assert again.returncode == 0
+    assert "nothing waiting on" in again.stderr
+
+
 def test_inbound_mail_whose_raw_message_was_never_stored_is_deferred_and_invoke_exits_1(project):
     event = fresh_event(project, "inbound-csp-customer-to-billing.json", "lost")  # to be forwarded: needs the raw message
     result = invoke(project, event)

@@ -6,8 +6,10 @@ directory, found as every `mailfilter` command finds it) is the default.
 Besides the response (standard output, as sam local prints it), it says on
 standard error what the invocation did: what SES sent, what was quarantined,
 which decisions were recorded, which requests were rejected or deferred and why,
-and whether powertools' idempotency record answered a repeated request. It exits
-1 when something was rejected, deferred or failed.
+and whether the idempotency table answered a repeated request. It exits 1 when
+something was rejected, deferred or failed. `--from-queue` takes the event from the
+gateway's queue instead, as its event source mapping would: what `mailfilter send`
+and the SMTP intake queued.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import click
 
 from mailfilter_cli import settings
 from mailfilter_cli.local_cmd import answers
-from mailfilter_cli.local_lambda import Invocation, LocalFunction, environment, sdk_environment
+from mailfilter_cli.local_lambda import Invocation, LocalFunction, drain_queue, environment, sdk_environment
 from mailfilter_cli.sam_template import FunctionSpec, TemplateError, function_spec, project_template, read_env_vars
 
 
@@ -91,7 +93,12 @@ def report(invocation: Invocation, spec: FunctionSpec) -> bool:
 
 @click.command()
 @click.argument("function_id")
-@click.option("-e", "--event", "event_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-e", "--event", "event_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The event, a JSON file.")
+@click.option(
+    "--from-queue",
+    is_flag=True,
+    help="Instead of --event: every request waiting on OUTBOUND_QUEUE_URL (the env file's), as one SQS event, taken off the queue.",
+)
 @click.option(
     "--env-vars",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -100,7 +107,7 @@ def report(invocation: Invocation, spec: FunctionSpec) -> bool:
 @click.option(
     "-t", "--template", "template_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Default: the project's."
 )
-def invoke(function_id: str, event_file: Path, env_vars: Path | None, template_file: Path | None) -> None:
+def invoke(function_id: str, event_file: Path | None, from_queue: bool, env_vars: Path | None, template_file: Path | None) -> None:
     """Invoke FUNCTION_ID of the template with the event in EVENT_FILE and print its response.
 
     The environment is the template's, as `sam local invoke` sets it, with
@@ -109,17 +116,27 @@ def invoke(function_id: str, event_file: Path, env_vars: Path | None, template_f
     declare them) or from the shell. Exits 1 when a request was rejected, a
     message deferred, a record failed or the function raised.
     """
+    if (event_file is None) == (not from_queue):
+        raise click.UsageError("give the event: -e EVENT_FILE, or --from-queue")
     if env_vars is None and (env_vars := settings.local_env_path()) is not None:
         click.echo(f"mailfilter: env-vars {env_vars} (written by `mailfilter local up`)", err=True)
     template_file = template_file or project_template()
     try:
         document = read_env_vars(env_vars)
         spec = function_spec(function_id, document, template_file.resolve())
-        event = json.loads(event_file.read_text(encoding="utf-8"))
+        event = json.loads(event_file.read_text(encoding="utf-8")) if event_file is not None else None
     except (TemplateError, json.JSONDecodeError) as error:
         raise click.ClickException(f"{error}") from None
     with environment(sdk_environment(document, function_id)):
         _check_endpoints(spec, env_vars)
+        if event is None:
+            queue = document.get("Parameters", {}).get("OUTBOUND_QUEUE_URL") or settings.setting("OUTBOUND_QUEUE_URL")
+            if not queue:
+                raise click.UsageError("--from-queue: no OUTBOUND_QUEUE_URL in the env-vars file or the environment")
+            event = drain_queue(queue)
+            if not event["Records"]:
+                click.echo(f"nothing waiting on {queue}", err=True)
+                return
         # As with sam local, the function's own output (powertools logs and metrics) goes to
         # standard error and the response alone to standard output.
         with contextlib.redirect_stdout(sys.stderr):
