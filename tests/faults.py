@@ -15,7 +15,7 @@ Nothing is faulted while `paused` is set (checking results after a run).
 `Crashing` wraps a collaborator of a handler (mailer, quarantine, decisions log, progress) and
 raises `LambdaCrash`, a BaseException that no `except Exception` catches, at chosen points
 between side effects, as a Lambda runtime dying mid-invocation would: the handler's batch
-processor and powertools' idempotency never see it, so nothing is cleaned up. It also stops
+processor and the idempotency code never see it, so nothing is cleaned up. It also stops
 an invocation past its deadline (`LambdaTimeout`), as Lambda does at the function's timeout.
 """
 
