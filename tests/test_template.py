@@ -382,10 +382,10 @@ def test_alarms_watch_dead_letters_errors_deferred_decisions_and_violations():
     }
 
 
-def test_dashboard_shows_allowed_rerouted_and_blocked_by_category_and_cloud():
+def test_dashboard_shows_allowed_rerouted_and_blocked_by_category_cloud_and_mode():
     body = resources("AWS::CloudWatch::Dashboard")["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     for metric in ("Allowed", "Rerouted", "Blocked"):
-        assert f"SELECT SUM({metric}) FROM CspMailFilter GROUP BY category, cloud" in body
+        assert f"SELECT SUM({metric}) FROM CspMailFilter GROUP BY category, cloud, mode" in body
 
 
 def test_outputs_name_what_an_operator_needs():

@@ -47,7 +47,7 @@ from mailfilter.events import EventError
 from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES
 from mailfilter.events.ses_receipt import ReceiptEvent, parse_receipt_event, receipt_message
 from mailfilter.message import Message
-from mailfilter.metrics import CountMetric, uncounted
+from mailfilter.metrics import DEFERRED, CountMetric, count_decisions, uncounted
 from mailfilter.model import Action, Decision, Direction, Verdict
 from mailfilter.policy.config import Policy
 from mailfilter.ports import DecisionRecorder, Log, MailSender, QuarantineStore
@@ -88,16 +88,6 @@ class Disposition(StrEnum):
     # the other desk groups of the same message, still run. STOP_RULE would stop them
     # too, and a message to billing@ and sales@ would never reach the sales rule.
     STOP_RULE = "STOP_RULE"
-
-
-class Metric(StrEnum):
-    ALLOWED = "Allowed"
-    REROUTED = "Rerouted"
-    BLOCKED = "Blocked"
-    DEFERRED = "Deferred"
-
-
-_METRIC_OF = {Action.ALLOW: Metric.ALLOWED, Action.REROUTE: Metric.REROUTED, Action.BLOCK: Metric.BLOCKED}
 
 
 class RawMailStore(Protocol):
@@ -386,7 +376,7 @@ class InboundFilter:
         self._record_deferred(message_id, recipients, verdict, error)
         for recipient in recipients or ("unknown",):
             category, desk_cloud = self._desk_dimensions(recipient)
-            self.metrics(Metric.DEFERRED, 1, category, desk_cloud)
+            self.metrics(DEFERRED, 1, category, desk_cloud)
         if self.logger:
             self.logger.error(
                 "inbound message deferred: nothing delivered, the message stays in the bucket",
@@ -411,9 +401,7 @@ class InboundFilter:
         return (entry.category.value if entry is not None else "general"), cloud.value
 
     def _count(self, verdict: Verdict, deferred: set[str]) -> None:
-        for decision in verdict.decisions:
-            metric = Metric.DEFERRED if decision.recipient in deferred else _METRIC_OF[decision.effective]
-            self.metrics(metric, 1, decision.category.value, self._desk_dimensions(decision.recipient)[1])
+        count_decisions(self.metrics, verdict, cloud_of=lambda d: self._desk_dimensions(d.recipient)[1], deferred=deferred)
 
     def _address(self, address: str) -> str:
         return address if self.log_addresses else mask(address)

@@ -38,7 +38,7 @@ from mailfilter.directory.view import CustomerMatch
 from mailfilter.engine import evaluate
 from mailfilter.events import EventError
 from mailfilter.events.send_request import decode_json, parse_send_request
-from mailfilter.metrics import CountMetric, uncounted
+from mailfilter.metrics import CountMetric, count_decisions, uncounted
 from mailfilter.model import Action, Cloud, Decision, Direction, Verdict
 from mailfilter.outbound_request import OutboundRequest, RefusedRequest, read_request
 from mailfilter.policy.config import Policy
@@ -75,9 +75,6 @@ class _RecordingDirectory:
         found = self._directory.lookup(cloud, addresses)
         self.matches.update(found)
         return found
-
-
-METRIC_FOR_ACTION = {Action.ALLOW: "Allowed", Action.REROUTE: "Rerouted", Action.BLOCK: "Blocked"}
 
 
 @dataclass
@@ -217,7 +214,7 @@ class OutboundGateway:
                     "deliver_to": self._show(decision.deliver_to),
                 },
             )
-        self._count(verdict)
+        count_decisions(self.count, verdict)
         return result
 
     def _kept(self, raw_key: str | None, message_id: str) -> dict[str, str] | None:
@@ -227,15 +224,6 @@ class OutboundGateway:
         if self.stored is None:  # read_request refuses a raw_key without a mail bucket
             raise RuntimeError("a stored message was read without a mail bucket")
         return self.stored.preserve_outgoing(raw_key, message_id)
-
-    def _count(self, verdict: Verdict) -> None:
-        """Counts by the policy's action (what enforce does), so audit mode shows what it would block."""
-        counts: dict[tuple[str, str], int] = {}
-        for decision in verdict.decisions:
-            key = (METRIC_FOR_ACTION[decision.action], decision.category.value)
-            counts[key] = counts.get(key, 0) + 1
-        for (name, category), value in counts.items():
-            self.count(name, value, category, verdict.classification.cloud.value)
 
 
 def _abandon_when_claimed(claim: Future[Claim | Done], ledger: Ledger, message_id: str) -> None:
