@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mailfilter.aws import clients
 from mailfilter.aws.batch import BatchIncompleteError, batch_write
-from mailfilter.aws.directory_table import from_item, to_item
+from mailfilter.aws.directory_table import from_item, to_item, view_values
 from mailfilter.model import Cloud, Decision, Direction, Verdict
 
 CUSTOMER_INDEX = "by-customer"
@@ -80,18 +80,7 @@ def replay_values(verdict: Verdict, decision: Decision) -> dict[str, Any]:
         return values
     view = match.customer
     values["segment"] = segment_of(view).value
-    values["customer_view"] = {
-        "cloud": view.cloud.value,
-        "tenant_id": view.tenant_id,
-        "name": view.name,
-        "direct_relationship": view.direct_relationship,
-        "direct_products": sorted(view.direct_products),
-        "partners": [
-            {"partner_id": p.partner_id, "name": p.name, "products": list(p.products), "contacts": list(p.contacts)} for p in view.partners
-        ],
-        "matched_by": match.matched_by,
-        "entry": match.entry,
-    }
+    values["customer_view"] = {"cloud": view.cloud.value, **view_values(view), "matched_by": match.matched_by, "entry": match.entry}
     return values
 
 

@@ -94,7 +94,8 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
 
 
-def _view_values(view: CustomerView) -> dict[str, Any]:
+def view_values(view: CustomerView) -> dict[str, Any]:
+    """A customer view as plain values: the entry item's `view`, and what a decision record keeps for replay."""
     return {
         "tenant_id": view.tenant_id,
         "name": view.name,
@@ -124,7 +125,7 @@ def customer_items(record: CustomerRecord, partners: Mapping[str, PartnerRecord]
     `partners` maps the partner ids of the customer's cloud to their records;
     their names and contacts are copied onto every entry item.
     """
-    view = _view_values(customer_view(record, partners))
+    view = view_values(customer_view(record, partners))
     root = record.model_dump(mode="json", exclude={"kind"})
     root["csp"] = [{"partner_id": link.partner_id, "products": list(link.products)} for link in record.csp]
     digest = _digest(root, view)
