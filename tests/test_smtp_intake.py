@@ -16,7 +16,8 @@ from moto import mock_aws
 from outbound_support import LambdaContext, load_function
 
 from mailfilter.aws import clients
-from mailfilter.aws.outgoing_mail import CHUNK_BYTES, OutgoingMail
+from mailfilter.aws.raw_mail import HEADER_CHUNK_BYTES as CHUNK_BYTES
+from mailfilter.aws.raw_mail import MailBucket
 from mailfilter.aws.request_queue import QueueUnavailable, RequestQueue
 from mailfilter.events import EventError
 from mailfilter.events.mail_manager import parse_mail_manager_event
@@ -186,7 +187,7 @@ def test_only_the_header_block_is_read_never_the_whole_message(aws: dict[str, st
     ranges = []
     s3 = boto3.client("s3")
     s3.meta.events.register("before-parameter-build.s3.GetObject", lambda params, **_: ranges.append(params.get("Range")))
-    block = OutgoingMail(BUCKET, s3=s3).header_block(SMTP_PREFIX + event["messageId"])
+    block = MailBucket(BUCKET, s3=s3).header_block(SMTP_PREFIX + event["messageId"])
     assert ranges == [f"bytes=0-{CHUNK_BYTES - 1}"]
     assert block.size > 5 * CHUNK_BYTES
     assert len(block.head) == CHUNK_BYTES
@@ -197,7 +198,7 @@ def test_a_header_block_longer_than_one_read_is_read_to_its_end(aws: dict[str, s
     long_header = b"X-Padding: " + b"a" * 900 + b"\r\n"
     raw = long_header * 100 + b"To: it@contoso.com\r\n\r\nbody\r\n"
     store(event, raw)
-    block = OutgoingMail(BUCKET).header_block(SMTP_PREFIX + event["messageId"])
+    block = MailBucket(BUCKET).header_block(SMTP_PREFIX + event["messageId"])
     assert b"To: it@contoso.com" in block.head
 
 
@@ -211,9 +212,9 @@ def test_a_malformed_invocation_fails_the_function_so_mail_manager_retries(aws: 
 
 
 def test_a_message_that_was_not_stored_fails_the_function_and_queues_nothing(aws: dict[str, str]) -> None:
-    from mailfilter.aws.outgoing_mail import StoredMailUnavailable  # noqa: PLC0415
+    from mailfilter.aws.raw_mail import MailUnavailable  # noqa: PLC0415
 
-    with pytest.raises(StoredMailUnavailable, match="outgoing/smtp/smtp-mixed-recipients-0001"):
+    with pytest.raises(MailUnavailable, match="outgoing/smtp/smtp-mixed-recipients-0001"):
         run_handler(sample_event())
     assert queued(aws["queue_url"]) == []
 
@@ -223,4 +224,4 @@ def test_a_queue_that_cannot_be_reached_fails_the_function(aws: dict[str, str]) 
     store(event)
     queue = RequestQueue("https://sqs.us-east-1.amazonaws.com/123456789012/no-such-queue")
     with pytest.raises(QueueUnavailable):
-        intercept(event, mail=OutgoingMail(BUCKET), queue=queue)
+        intercept(event, mail=MailBucket(BUCKET), queue=queue)

@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mailfilter.aws.outgoing_mail import OutgoingMail
+from mailfilter.aws.raw_mail import MailBucket
 from mailfilter.aws.request_queue import RequestQueue
 from mailfilter.events import EventError
 from mailfilter.smtp_intake import IntakeSettings, intercept
@@ -28,10 +28,10 @@ metrics = Metrics()
 
 
 @cache
-def build() -> tuple[OutgoingMail, RequestQueue, str]:
+def build() -> tuple[MailBucket, RequestQueue, str]:
     """Collaborators from the environment, once per execution environment (warm starts reuse them)."""
     settings = IntakeSettings.from_env()
-    return OutgoingMail(settings.mail_bucket), RequestQueue(settings.outbound_queue_url), settings.smtp_prefix
+    return MailBucket(settings.mail_bucket), RequestQueue(settings.outbound_queue_url), settings.smtp_prefix
 
 
 @logger.inject_lambda_context

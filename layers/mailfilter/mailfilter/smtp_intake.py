@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mailfilter.addresses import InvalidAddressError, normalise_address
-from mailfilter.aws.outgoing_mail import HeaderBlock
+from mailfilter.aws.raw_mail import HeaderBlock
 from mailfilter.delivery.raw import split_message
 from mailfilter.events.mail_manager import MailManagerInvocation, parse_mail_manager_event
 from mailfilter.events.send_request import SES_MAX_RECIPIENTS
@@ -31,7 +31,9 @@ from mailfilter.settings import EnvSettings
 SMTP_PREFIX = "outgoing/smtp/"
 
 
-class StoredMail(Protocol):
+class StoredHeaders(Protocol):
+    """The header blocks of stored outgoing messages (`mailfilter.aws.raw_mail.MailBucket`)."""
+
     def header_block(self, key: str) -> HeaderBlock: ...
 
 
@@ -118,11 +120,11 @@ def send_requests(invocation: MailManagerInvocation, key: str, head: bytes) -> t
     return requests, tuple(unreadable)
 
 
-def intercept(event: Any, *, mail: StoredMail, queue: Queue, prefix: str = SMTP_PREFIX) -> Intake:
+def intercept(event: Any, *, mail: StoredHeaders, queue: Queue, prefix: str = SMTP_PREFIX) -> Intake:
     """Parse the invocation, read the stored header block, queue the send request.
 
     Raises `EventError` for an invocation without what the intake needs, and
-    `StoredMailUnavailable` or `QueueUnavailable` when AWS fails: the function then
+    `MailUnavailable` or `QueueUnavailable` when AWS fails: the function then
     fails, and Mail Manager retries the invocation (docs/smtp.md, "When the intake fails").
     """
     invocation = parse_mail_manager_event(event)

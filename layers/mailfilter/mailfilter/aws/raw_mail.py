@@ -15,6 +15,7 @@ and its joins would make.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -31,6 +32,19 @@ def quarantine_digest(message_id: str) -> str:
 
 class MailUnavailable(RuntimeError):  # noqa: N818 - the name says what callers handle
     """The raw message cannot be read from, or kept in, the mail bucket."""
+
+
+HEADER_CHUNK_BYTES = 64 * 1024
+MAX_HEADER_BYTES = 1024 * 1024
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderBlock:
+    """The bytes read from the start of a stored message (its header block and perhaps a little body), and its size."""
+
+    head: bytes
+    size: int
 
 
 class StoredMessageMissing(LookupError):  # noqa: N818
@@ -103,6 +117,36 @@ class MailBucket:
             raise MailUnavailable(f"s3://{bucket}/{key}: {filled:,} bytes read of the {size:,} announced")
         return buffer
 
+    def header_block(self, key: str) -> HeaderBlock:
+        """The start of an outgoing message up to the end of its header block, never its body; `MailUnavailable` otherwise.
+
+        The SMTP intake needs only To and Cc of a message that may be 40 MB. Ranged GETs read the
+        object from its start, 64 KiB at a time, until the empty line that ends the header block
+        (or the object ends), and never more than `MAX_HEADER_BYTES`: a header block larger than
+        that is read as far as that and split as mail software would split it.
+        """
+        head = b""
+        size = -1
+        while len(head) < MAX_HEADER_BYTES:
+            start = len(head)
+            end = min(start + HEADER_CHUNK_BYTES, MAX_HEADER_BYTES) - 1
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end}")
+                chunk = response["Body"].read()
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "InvalidRange":  # an empty object, or read to its end
+                    break
+                raise MailUnavailable(f"s3://{self.bucket}/{key}: {error}") from error
+            except BotoCoreError as error:
+                raise MailUnavailable(f"s3://{self.bucket}/{key}: {error}") from error
+            size = _total_size(response, start + len(chunk))
+            # Look for the end a little before the new chunk, in case it straddles two reads.
+            if _HEADER_END.search(head[-3:] + chunk) or start + len(chunk) >= size or not chunk:
+                head += chunk
+                break
+            head += chunk
+        return HeaderBlock(head=head, size=max(size, len(head)))
+
     def preserve_outgoing(self, key: str, message_id: str) -> dict[str, str]:
         """Copy an outgoing message beside the quarantine (server side); returns where it is."""
         target = f"{self.quarantine_prefix}raw/outgoing/{quarantine_digest(message_id)}.eml"
@@ -128,3 +172,10 @@ class MailBucket:
 
     def location(self, message_id: str) -> dict[str, str]:
         return {"bucket": self.bucket, "key": self.inbound_key(message_id)}
+
+
+def _total_size(response: dict, read_so_far: int) -> int:
+    """The object's whole size from Content-Range (`bytes 0-65535/1234567`), else what was read."""
+    content_range = response.get("ContentRange") or ""
+    total = content_range.rpartition("/")[2]
+    return int(total) if total.isdigit() else read_so_far
