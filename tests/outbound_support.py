@@ -8,7 +8,6 @@ SendEmail parameters (envelope, tags, configuration set) from a botocore hook.
 
 from __future__ import annotations
 
-import base64
 import importlib.util
 import json
 import uuid
@@ -26,6 +25,7 @@ from mailfilter.aws import clients
 from mailfilter.aws.batch import batch_write
 from mailfilter.aws.decisions import DecisionLog
 from mailfilter.aws.directory_table import customer_items, partner_item
+from mailfilter.aws.mailer import message_on_the_wire
 from mailfilter.aws.quarantine import Quarantine
 from mailfilter.directory.load import read_directory
 from mailfilter.directory.records import CustomerRecord, PartnerRecord
@@ -132,11 +132,7 @@ class Harness:
         ses.meta.events.register("request-created.sesv2.SendEmail", self._capture_wire)
 
     def _capture_wire(self, request: Any, **_: Any) -> None:
-        body = request.body
-        data = body if isinstance(body, bytes) else body.read()
-        if not isinstance(body, bytes):
-            body.seek(0)
-        self.wire.append(base64.b64decode(json.loads(data)["Content"]["Raw"]["Data"]))
+        self.wire.append(message_on_the_wire(request))
 
     def _capture(self, params: dict[str, Any], **_: Any) -> None:
         destinations = params["Destination"]["ToAddresses"]

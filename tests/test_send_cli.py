@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from outbound_support import BUCKET, EVENTS, Harness, LambdaContext, load_function
 
 from mailfilter.aws import clients
+from mailfilter_cli.local_lambda import drain_queue
 from mailfilter_cli.main import cli
 
 MESSAGE = EVENTS / "smtp-intercepted-mixed-recipients.eml"
@@ -50,8 +51,8 @@ def test_send_stores_the_file_byte_for_byte_and_queues_a_request_naming_it(outbo
 def test_a_sent_file_goes_through_the_gateway_like_any_request(outbound: Harness, queue_url: str) -> None:
     """Rule 4 and rule 1 for a message an application handed over with `send`: allowed to Woodgrove, blocked for Tailspin."""
     send(queue_url, str(MESSAGE), "--to", "cto@woodgrovebank.com", "--bcc", "finance@tailspintoys.com", "--message-id", "send-cli-1")
-    (message,) = queued(queue_url)
-    event = {"Records": [{"messageId": message["MessageId"], "receiptHandle": "r", "body": message["Body"], "eventSource": "aws:sqs"}]}
+    event = drain_queue(queue_url)
+    assert len(event["Records"]) == 1
     load_function("outbound_gateway").lambda_handler(event, LambdaContext())
     (sent,) = outbound.sent()
     assert sent.envelope == ["cto@woodgrovebank.com"]

@@ -15,6 +15,7 @@ from outbound_support import BUCKET, EVENTS, Harness, LambdaContext, load_functi
 
 from mailfilter.aws import clients
 from mailfilter.smtp_intake import SMTP_PREFIX
+from mailfilter_cli.local_lambda import drain_queue
 
 SAMPLE = "smtp-intercepted-mixed-recipients"
 FABRIKAM = ["csp-desk@fabrikam.example"]
@@ -32,14 +33,10 @@ def intercept_sample(queue_url: str) -> dict[str, Any]:
     event = json.loads((EVENTS / f"{SAMPLE}.json").read_text(encoding="utf-8"))
     clients.client("s3").put_object(Bucket=BUCKET, Key=SMTP_PREFIX + event["messageId"], Body=(EVENTS / f"{SAMPLE}.eml").read_bytes())
     load_function("smtp_intake").lambda_handler(event, LambdaContext(function_name="smtp-intake"))
-    messages = clients.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
-    records = [
-        {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"], "attributes": {}, "eventSource": "aws:sqs"}
-        for m in messages
-    ]
-    answer = load_function("outbound_gateway").lambda_handler({"Records": records}, LambdaContext())
+    queued = drain_queue(queue_url)
+    answer = load_function("outbound_gateway").lambda_handler(queued, LambdaContext())
     assert answer == {"batchItemFailures": []}
-    return json.loads(messages[0]["Body"])
+    return json.loads(queued["Records"][0]["body"])
 
 
 def test_an_intercepted_message_is_decided_per_envelope_recipient_bcc_included(outbound: Harness, queue_url: str) -> None:

@@ -11,10 +11,8 @@ the handler uses, so concurrent invocations elsewhere do not blur it.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import importlib.util
-import json
 import os
 import re
 import sys
@@ -32,6 +30,7 @@ from botocore.client import BaseClient
 
 from mailfilter.aws import clients
 from mailfilter.aws.directory_table import from_item
+from mailfilter.aws.mailer import message_on_the_wire
 from mailfilter.aws.quarantine import ITEMS
 from mailfilter_cli.sam_template import LOCAL_ACCOUNT, LOCAL_REGION, FunctionSpec
 
@@ -149,13 +148,8 @@ class _Observer:
     @staticmethod
     def _keep_message(request: Any, **_: Any) -> None:
         """The raw message as it goes over the wire (the mailer streams it: the parameters hold a placeholder)."""
-        body = request.body
-        if not isinstance(body, bytes):
-            data = body.read()
-            body.seek(0)
-            body = data
         with contextlib.suppress(ValueError, KeyError, TypeError):
-            request.context[f"{_Observer.HOOK_ID}-raw"] = base64.b64decode(json.loads(body)["Content"]["Raw"]["Data"])
+            request.context[f"{_Observer.HOOK_ID}-raw"] = message_on_the_wire(request)
 
     def _after_call(self, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         invocation, params = self.current, context.get(self.HOOK_ID)

@@ -27,6 +27,7 @@ raised as `SendError` for the caller to fail its record.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import secrets
 import weakref
@@ -91,6 +92,20 @@ class Mailer:
             raise SendError(f"SES could not be reached: {error}", "Unreachable") from error
         finally:
             _PENDING.pop(token, None)
+
+
+def message_on_the_wire(request: Any) -> bytes:
+    """The raw message a SendEmail request (botocore's `request-created` AWSRequest) carries, as SES receives it.
+
+    The mailer streams the message, so the call's parameters hold only a placeholder; tools that
+    watch what is sent (tests, `mailfilter invoke`) read it here, and leave the stream rewound.
+    """
+    body = request.body
+    if not isinstance(body, bytes):
+        data = body.read()
+        body.seek(0)
+        body = data
+    return base64.b64decode(json.loads(body)["Content"]["Raw"]["Data"])
 
 
 # The message a send_email call carries, by the token its placeholder names; one entry per call in flight.
