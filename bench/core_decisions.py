@@ -15,9 +15,9 @@ import time
 from mailfilter.directory.memory import InMemoryDirectory
 from mailfilter.directory.records import CustomerRecord, PartnerRecord
 from mailfilter.engine import evaluate
-from mailfilter.message import Declaration, Message
-from mailfilter.model import Category, Cloud, Direction, Source
 from mailfilter.policy.config import load_policy
+from mailfilter.vocabulary.message import Declaration, Message
+from mailfilter.vocabulary.model import Category, Cloud, Direction, Source
 
 PRODUCTS = ["azure", "microsoft-365", "dynamics-365", "intune"]
 

@@ -32,7 +32,7 @@ from mailfilter.aws.clients import CONFIG  # noqa: E402
 from mailfilter.aws.directory_table import DynamoDirectory, customer_items, entry_key, partner_item  # noqa: E402
 from mailfilter.directory.matching import keys_for  # noqa: E402
 from mailfilter.directory.records import CustomerRecord, PartnerRecord  # noqa: E402
-from mailfilter.model import Cloud  # noqa: E402
+from mailfilter.vocabulary.model import Cloud  # noqa: E402
 
 CUSTOMERS = 2_000
 C = Cloud.COMMERCIAL

@@ -20,7 +20,7 @@ from email.message import EmailMessage
 from mailfilter.delivery.mime import allowed_copy, compose_original, partner_notice, reroute_groups
 from mailfilter.directory.memory import InMemoryDirectory
 from mailfilter.engine import evaluate
-from mailfilter.outbound_request import read_send_request
+from mailfilter.outbound.request import read_send_request
 from mailfilter.policy.config import load_policy
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mailfilter.directory.memory import InMemoryDirectory
 from mailfilter.directory.records import CustomerRecord, PartnerRecord
-from mailfilter.message import Declaration, Message
-from mailfilter.model import Cloud, Direction, Source
+from mailfilter.vocabulary.message import Declaration, Message
+from mailfilter.vocabulary.model import Cloud, Direction, Source
 
 UNKNOWN = "someone@stranger.example"
 NO_CSP = "it@direct-only.example"  # a direct customer without a partner

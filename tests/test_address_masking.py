@@ -12,7 +12,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mailfilter.addresses import mask, mask_in_text
+from mailfilter.vocabulary.addresses import mask, mask_in_text
 
 # (address as it appears in the text, how it reads masked, a part of it that must not show)
 FORMS = [

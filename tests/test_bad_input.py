@@ -27,17 +27,18 @@ from hypothesis import strategies as st
 from inbound_stack import InboundStack, inbound_stack, sample
 from outbound_support import ACCOUNT, REGION, Harness, LambdaContext, load_function, sqs_event
 
-from mailfilter.delivery.forward import ForwardError, ForwardNotice, forward_message
+from mailfilter.delivery.forward import ForwardNotice, forward_message
 from mailfilter.delivery.mime import allowed_copy, header_safe
 from mailfilter.directory.load import DirectoryFileError
 from mailfilter.directory.memory import InMemoryDirectory
 from mailfilter.engine import evaluate
-from mailfilter.events import EventError
-from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES, decode_json, parse_send_request
+from mailfilter.events.send_request import decode_json, parse_send_request
 from mailfilter.events.ses_receipt import parse_receipt_event, receipt_message
-from mailfilter.outbound import _given_id
-from mailfilter.outbound_request import RefusedRequest, read_send_request
+from mailfilter.outbound.gateway import _given_id
+from mailfilter.outbound.request import RefusedRequest, read_send_request
 from mailfilter.policy.config import load_policy
+from mailfilter.vocabulary.errors import EventError, ForwardError
+from mailfilter.vocabulary.ses import SES_MAX_MESSAGE_BYTES
 from mailfilter_cli.directory_ops import validate_file
 
 ROOT = Path(__file__).resolve().parent.parent

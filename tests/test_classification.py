@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from directory_samples import outbound
 
-from mailfilter.message import Declaration, Message
-from mailfilter.model import Category, Cloud, Direction, Source
 from mailfilter.policy.classify import classify, classify_desk
 from mailfilter.policy.config import load_policy
-from mailfilter.reading import pattern_text
+from mailfilter.vocabulary.message import Declaration, Message
+from mailfilter.vocabulary.model import Category, Cloud, Direction, Source
+from mailfilter.vocabulary.reading import pattern_text
 
 POLICY = load_policy()
 

@@ -29,7 +29,7 @@ from moto import mock_aws
 
 from mailfilter.aws import clients
 from mailfilter.aws.quarantine import Quarantine, QuarantineItem
-from mailfilter.model import Cloud
+from mailfilter.vocabulary.model import Cloud
 from mailfilter_cli import output, settings
 from mailfilter_cli.main import LazyGroup, cli
 from mailfilter_cli.quarantine_cmd import LIST_COLUMNS

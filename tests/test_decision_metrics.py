@@ -15,7 +15,7 @@ from inbound_stack import InboundStack, inbound_stack, sample
 from outbound_support import Harness, LambdaContext, load_function, sample_event
 
 from mailfilter.metrics import count_decisions
-from mailfilter.model import Action, Category, Classification, Cloud, Decision, Direction, Mode, Source, Verdict
+from mailfilter.vocabulary.model import Action, Category, Classification, Cloud, Decision, Direction, Mode, Source, Verdict
 
 
 def counted(out: str) -> set[tuple[str, str, str | None]]:

@@ -9,8 +9,8 @@ from directory_samples import CSP_AND_DIRECT, CSP_ONLY, NO_CSP, UNKNOWN, directo
 
 from mailfilter.directory.memory import InMemoryDirectory
 from mailfilter.engine import evaluate
-from mailfilter.model import Action, Cloud, Mode
 from mailfilter.policy.config import load_policy
+from mailfilter.vocabulary.model import Action, Cloud, Mode
 
 POLICY = load_policy()
 DIRECTORY = directory_in_every_cloud()

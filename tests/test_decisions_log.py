@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from mailfilter.aws.decisions import DecisionLog
-from mailfilter.model import Action, Category, Classification, Cloud, Decision, Direction, Mode, Source, Verdict
+from mailfilter.vocabulary.model import Action, Category, Classification, Cloud, Decision, Direction, Mode, Source, Verdict
 
 # Real time: DynamoDB Local runs the table's TTL, so a record dated in the past could expire mid-test.
 START = datetime.now(UTC).replace(microsecond=0)

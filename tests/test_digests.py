@@ -17,8 +17,9 @@ from outbound_support import ACCOUNT, FILTER_FROM, REGION, Harness, LambdaContex
 from test_template import raw_template, resources
 
 from mailfilter.aws.quarantine import quarantine_id
-from mailfilter.digests import PARTNERS, SENDERS, DigestRequestError, Period, partner_digests, request_from_event, sender_digests
-from mailfilter.policy.config import DEFAULT_POLICY_PATH, PolicyFileError, load_policy, parse_policy
+from mailfilter.digests import PARTNERS, SENDERS, Period, partner_digests, request_from_event, sender_digests
+from mailfilter.policy.config import DEFAULT_POLICY_PATH, load_policy, parse_policy
+from mailfilter.vocabulary.errors import DigestRequestError, PolicyFileError
 
 DEFAULT_TEXT = DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
 DIGESTS_ON = """

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from mailfilter.aws.directory_table import DynamoDirectory
 from mailfilter.directory.load import dump_record, read_directory
-from mailfilter.model import Cloud
+from mailfilter.vocabulary.model import Cloud
 from mailfilter_cli.directory_ops import import_directory
 from mailfilter_cli.main import cli
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from mailfilter.directory.load import DirectoryValidator
-from mailfilter.model import Cloud
+from mailfilter.vocabulary.model import Cloud
 from mailfilter_cli.directory_keys import DiskKeyIndex
 
 C, GOV = Cloud.COMMERCIAL, Cloud.USGOV

@@ -9,10 +9,11 @@ import boto3
 import pytest
 
 from mailfilter.aws.batch import Backoff, batch_write
-from mailfilter.aws.directory_table import DirectoryUnavailable, DynamoDirectory, customer_items, partner_item
+from mailfilter.aws.directory_table import DynamoDirectory, customer_items, partner_item
 from mailfilter.directory.memory import InMemoryDirectory
 from mailfilter.directory.records import CustomerRecord, PartnerRecord
-from mailfilter.model import Cloud
+from mailfilter.vocabulary.errors import DirectoryUnavailable
+from mailfilter.vocabulary.model import Cloud
 
 C, GOV = Cloud.COMMERCIAL, Cloud.USGOV
 NO_WAIT = Backoff(attempts=3, base=0, cap=0, sleep=lambda _: None)

@@ -41,9 +41,10 @@ from moto.backends import get_backend
 from outbound_support import ACCOUNT, BUCKET, FILTER_FROM, REGION, Harness, LambdaContext, import_directory, load_function, sqs_event
 from sample_events import receipt_event
 
-from mailfilter.addresses import InvalidAddressError, normalise_address
 from mailfilter.aws import clients
 from mailfilter.aws.quarantine import Quarantine
+from mailfilter.vocabulary.addresses import normalise_address
+from mailfilter.vocabulary.errors import InvalidAddressError
 from mailfilter_cli.sam_template import function_spec
 
 FILTER_CALLER_IDENTITIES = function_spec("OutboundAuditFunction").environment["FILTER_CALLER_IDENTITIES"]

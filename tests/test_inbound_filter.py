@@ -150,7 +150,7 @@ def test_truncated_headers_still_get_a_decision_from_the_event(stack):
 
 
 def test_an_event_that_is_not_an_ses_receipt_is_a_clear_error(stack):
-    from mailfilter.events import EventError  # noqa: PLC0415
+    from mailfilter.vocabulary.errors import EventError  # noqa: PLC0415
 
     with pytest.raises(EventError, match="not a valid SES receipt event"):
         stack.invoke({"Records": [{"eventSource": "aws:sqs"}]})

@@ -8,7 +8,8 @@ from email.policy import default
 
 import pytest
 
-from mailfilter.delivery.forward import ForwardError, ForwardNotice, MessageTooLarge, forward_message, split_message
+from mailfilter.delivery.forward import ForwardNotice, forward_message, split_message
+from mailfilter.vocabulary.errors import ForwardError, MessageTooLarge
 
 NOTICE = ForwardNotice(
     filter_from="mail-filter@vendor.example",

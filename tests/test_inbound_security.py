@@ -6,9 +6,9 @@ import pytest
 from directory_samples import directory_in_every_cloud
 
 from mailfilter.engine import evaluate
-from mailfilter.message import Authentication, Message
-from mailfilter.model import Action, Direction
 from mailfilter.policy.config import load_policy
+from mailfilter.vocabulary.message import Authentication, Message
+from mailfilter.vocabulary.model import Action, Direction
 
 POLICY = load_policy()
 DIRECTORY = directory_in_every_cloud()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mailfilter.addresses import InvalidAddressError, normalise_address
 from mailfilter.directory.memory import InMemoryDirectory
 from mailfilter.directory.records import CustomerRecord
-from mailfilter.model import Cloud
+from mailfilter.vocabulary.addresses import normalise_address
+from mailfilter.vocabulary.errors import InvalidAddressError
+from mailfilter.vocabulary.model import Cloud
 
 C = Cloud.COMMERCIAL
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from outbound_support import Harness, LambdaContext, load_function, sample_event
 
-from mailfilter.events import EventError
 from mailfilter.events.ses_sent import parse_email_sent_event, sent_message
+from mailfilter.vocabulary.errors import EventError
 from mailfilter_cli.sam_template import function_spec
 
 FILTER_CALLER_IDENTITIES = function_spec("OutboundAuditFunction").environment["FILTER_CALLER_IDENTITIES"]

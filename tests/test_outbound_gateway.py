@@ -12,7 +12,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from outbound_support import CONFIGURATION_SET, FILTER_FROM, Harness, LambdaContext, load_function, sample_event, sqs_event
 
-from mailfilter.events.ses_sent import GATEWAY_TAG, GATEWAY_TAG_VALUE
+from mailfilter.vocabulary.ses import GATEWAY_TAG, GATEWAY_TAG_VALUE
 
 FABRIKAM = ["csp-desk@fabrikam.example"]
 

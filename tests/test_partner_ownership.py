@@ -7,8 +7,8 @@ from directory_samples import outbound
 from mailfilter.directory.memory import InMemoryDirectory
 from mailfilter.directory.records import CustomerRecord, PartnerRecord
 from mailfilter.engine import evaluate
-from mailfilter.model import Action, Cloud
 from mailfilter.policy.config import load_policy
+from mailfilter.vocabulary.model import Action, Cloud
 
 POLICY = load_policy()
 C = Cloud.COMMERCIAL

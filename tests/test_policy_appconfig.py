@@ -27,19 +27,12 @@ from moto import mock_aws
 from outbound_support import LambdaContext, load_function, sample_event
 
 from mailfilter.aws import clients
-from mailfilter.aws.policy_source import (
-    POLICY_REFUSED,
-    POLICY_UNAVAILABLE,
-    AppConfigPolicy,
-    PolicyUnavailable,
-    in_force,
-    policy_source,
-    validate_version,
-)
+from mailfilter.aws.policy_source import POLICY_REFUSED, POLICY_UNAVAILABLE, AppConfigPolicy, in_force, policy_source, validate_version
 from mailfilter.engine import evaluate
-from mailfilter.model import Action
-from mailfilter.policy.config import DEFAULT_POLICY_PATH, PolicyFileError
-from mailfilter.settings import ConfigurationError, PolicySettings
+from mailfilter.policy.config import DEFAULT_POLICY_PATH
+from mailfilter.settings import PolicySettings
+from mailfilter.vocabulary.errors import ConfigurationError, PolicyFileError, PolicyUnavailable
+from mailfilter.vocabulary.model import Action
 from mailfilter_cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent

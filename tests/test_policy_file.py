@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from mailfilter.policy.config import DEFAULT_POLICY_PATH, PolicyFileError, load_policy
-from mailfilter.settings import ConfigurationError, PolicySettings
+from mailfilter.policy.config import DEFAULT_POLICY_PATH, load_policy
+from mailfilter.settings import PolicySettings
+from mailfilter.vocabulary.errors import ConfigurationError, PolicyFileError
 from mailfilter_cli.main import cli
 
 DEFAULT_TEXT = DEFAULT_POLICY_PATH.read_text(encoding="utf-8")

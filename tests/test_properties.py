@@ -5,13 +5,13 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailfilter.addresses import normalise_address
 from mailfilter.directory.memory import InMemoryDirectory
 from mailfilter.directory.records import CustomerRecord, PartnerRecord
 from mailfilter.engine import evaluate
-from mailfilter.message import Declaration, Message
-from mailfilter.model import Action, Category, Cloud, Direction, Source
 from mailfilter.policy.config import load_policy
+from mailfilter.vocabulary.addresses import normalise_address
+from mailfilter.vocabulary.message import Declaration, Message
+from mailfilter.vocabulary.model import Action, Category, Cloud, Direction, Source
 
 POLICY = load_policy()
 PRODUCTS = ["azure", "microsoft-365", "dynamics-365", "intune"]

@@ -16,13 +16,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailfilter.addresses import normalise_address
 from mailfilter.delivery.mime import allowed_copy, partner_notice, reroute_groups
 from mailfilter.directory.memory import InMemoryDirectory
 from mailfilter.engine import evaluate
-from mailfilter.model import Action, Cloud
-from mailfilter.outbound_request import read_send_request
+from mailfilter.outbound.request import read_send_request
 from mailfilter.policy.config import load_policy
+from mailfilter.vocabulary.addresses import normalise_address
+from mailfilter.vocabulary.model import Action, Cloud
 
 ROOT = Path(__file__).resolve().parent.parent
 DIRECTORY = InMemoryDirectory.from_file(ROOT / "events" / "directory.jsonl")

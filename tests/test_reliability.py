@@ -26,8 +26,9 @@ from load_run import (
 )
 
 from mailfilter.aws import clients
-from mailfilter.aws.ledger import LedgerError, MessageInProgress, MessageLedger
+from mailfilter.aws.ledger import MessageLedger
 from mailfilter.ports import Claim, Done
+from mailfilter.vocabulary.errors import LedgerError, MessageInProgress
 
 # ---------------------------------------------------------------- the run itself
 
@@ -77,7 +78,7 @@ def test_the_oracle_agrees_with_the_policy_engine_on_every_generated_recipient(t
 
     from mailfilter.directory.memory import InMemoryDirectory  # noqa: PLC0415
     from mailfilter.engine import evaluate  # noqa: PLC0415
-    from mailfilter.outbound_request import read_send_request  # noqa: PLC0415
+    from mailfilter.outbound.request import read_send_request  # noqa: PLC0415
     from mailfilter.policy.config import load_policy  # noqa: PLC0415
 
     records, customers = generate_directory(SMALL.customers_per_cloud)

@@ -14,7 +14,7 @@ import pytest
 from outbound_support import BUCKET, EVENTS, Harness, LambdaContext, load_function
 
 from mailfilter.aws import clients
-from mailfilter.smtp_intake import SMTP_PREFIX
+from mailfilter.vocabulary.ses import SMTP_PREFIX
 from mailfilter_cli.local_lambda import drain_queue
 
 SAMPLE = "smtp-intercepted-mixed-recipients"

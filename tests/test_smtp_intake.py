@@ -18,11 +18,12 @@ from outbound_support import LambdaContext, load_function
 from mailfilter.aws import clients
 from mailfilter.aws.raw_mail import HEADER_CHUNK_BYTES as CHUNK_BYTES
 from mailfilter.aws.raw_mail import MailBucket
-from mailfilter.aws.request_queue import QueueUnavailable, RequestQueue
-from mailfilter.events import EventError
+from mailfilter.aws.request_queue import RequestQueue
 from mailfilter.events.mail_manager import parse_mail_manager_event
 from mailfilter.events.send_request import parse_send_request
-from mailfilter.smtp_intake import SMTP_PREFIX, intercept, request_message_id
+from mailfilter.outbound.smtp_intake import intercept, request_message_id
+from mailfilter.vocabulary.errors import EventError, QueueUnavailable
+from mailfilter.vocabulary.ses import SMTP_PREFIX
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 SAMPLE = "smtp-intercepted-mixed-recipients"
@@ -212,7 +213,7 @@ def test_a_malformed_invocation_fails_the_function_so_mail_manager_retries(aws: 
 
 
 def test_a_message_that_was_not_stored_fails_the_function_and_queues_nothing(aws: dict[str, str]) -> None:
-    from mailfilter.aws.raw_mail import MailUnavailable  # noqa: PLC0415
+    from mailfilter.vocabulary.errors import MailUnavailable  # noqa: PLC0415
 
     with pytest.raises(MailUnavailable, match="outgoing/smtp/smtp-mixed-recipients-0001"):
         run_handler(sample_event())

@@ -25,10 +25,10 @@ from outbound_support import Harness, LambdaContext, load_function, sqs_event
 from mailfilter.delivery.mime import header_safe
 from mailfilter.directory.memory import InMemoryDirectory
 from mailfilter.engine import evaluate
-from mailfilter.events import EventError
 from mailfilter.events.ses_receipt import parse_receipt_event, receipt_message
-from mailfilter.model import Action, Source
 from mailfilter.policy.config import load_policy
+from mailfilter.vocabulary.errors import EventError
+from mailfilter.vocabulary.model import Action, Source
 
 ROOT = Path(__file__).resolve().parent.parent
 DIRECTORY = InMemoryDirectory.from_file(ROOT / "events" / "directory.jsonl")

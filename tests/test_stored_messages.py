@@ -22,9 +22,10 @@ from mailfilter.aws import clients
 from mailfilter.aws.mailer import _StreamedBody
 from mailfilter.aws.quarantine import Quarantine
 from mailfilter.aws.raw_mail import MailBucket
-from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES, SendRequest
-from mailfilter.model import Action
-from mailfilter.release import release
+from mailfilter.events.send_request import SendRequest
+from mailfilter.release.operator import release
+from mailfilter.vocabulary.model import Action
+from mailfilter.vocabulary.ses import SES_MAX_MESSAGE_BYTES
 
 FABRIKAM = ["csp-desk@fabrikam.example"]
 ALLOWED, REROUTED, BLOCKED = "cto@woodgrovebank.com", "it@contoso.com", "it@tailspintoys.com"

@@ -22,9 +22,9 @@ from demo_records import DemoStack, demo_stack
 
 from mailfilter.aws import clients
 from mailfilter.directory.view import CustomerMatch, CustomerView, PartnerLink
-from mailfilter.model import Action, Category, Classification, Cloud, Mode, Source
 from mailfilter.policy.config import DEFAULT_POLICY_PATH, Rule, load_policy
 from mailfilter.policy.decide import decide
+from mailfilter.vocabulary.model import Action, Category, Classification, Cloud, Mode, Source
 from mailfilter_cli import settings
 from mailfilter_cli.main import cli
 

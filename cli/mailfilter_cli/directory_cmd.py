@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mailfilter.model import Cloud  # light: enums and named tuples
+from mailfilter.vocabulary.model import Cloud
 from mailfilter_cli import output, settings
 
 if TYPE_CHECKING:
@@ -43,8 +43,7 @@ def _table_name(table: str | None) -> str:
 def _aws_errors() -> tuple[type[Exception], ...]:
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
-    from mailfilter.aws.batch import BatchIncompleteError  # noqa: PLC0415
-    from mailfilter.aws.directory_table import DirectoryUnavailable  # noqa: PLC0415
+    from mailfilter.vocabulary.errors import BatchIncompleteError, DirectoryUnavailable  # noqa: PLC0415
 
     return ClientError, BotoCoreError, BatchIncompleteError, DirectoryUnavailable
 
@@ -258,8 +257,9 @@ def show_cmd(ctx: click.Context, address: str, table: str | None, cloud: str | N
     json: one object per cloud looked in ("customer": null where none matched).
     Exit status 1 when no customer matched.
     """
-    from mailfilter.addresses import InvalidAddressError, normalise_address  # noqa: PLC0415
-    from mailfilter.aws.directory_table import DirectoryUnavailable, DynamoDirectory  # noqa: PLC0415
+    from mailfilter.aws.directory_table import DynamoDirectory  # noqa: PLC0415
+    from mailfilter.vocabulary.addresses import normalise_address  # noqa: PLC0415
+    from mailfilter.vocabulary.errors import DirectoryUnavailable, InvalidAddressError  # noqa: PLC0415
 
     try:
         normalised = normalise_address(address)

@@ -40,7 +40,7 @@ from mailfilter.aws.directory_table import (
 from mailfilter.directory.load import DirectoryFileError, DirectoryIssue, DirectoryValidator, KeyIndex, dump_record, numbered_lines
 from mailfilter.directory.matching import ADDRESS, DOMAIN, LookupKey
 from mailfilter.directory.records import CustomerRecord, DirectoryRecord, PartnerRecord
-from mailfilter.model import Cloud
+from mailfilter.vocabulary.model import Cloud
 from mailfilter_cli.directory_keys import DiskKeyIndex
 
 _RECORD: TypeAdapter[PartnerRecord | CustomerRecord] = TypeAdapter(DirectoryRecord)

@@ -17,10 +17,9 @@ import click
 from mailfilter_cli import output, settings
 
 if TYPE_CHECKING:
-    from mailfilter.directory import Directory
-    from mailfilter.model import Verdict
     from mailfilter.policy.config import Policy
-    from mailfilter.ports import StoredMail
+    from mailfilter.ports import Directory, StoredMail
+    from mailfilter.vocabulary.model import Verdict
 
 STDIN = "-"
 CSV_COLUMNS = (
@@ -72,7 +71,7 @@ def _one_line(error: Exception) -> str:
 def explain_event(data: Any, directory: Directory, policy: Policy, stored: StoredMail | None = None) -> list[Verdict]:
     """The verdict for every message in one event document; `stored` reads the messages a request names by raw_key."""
     from mailfilter.engine import evaluate  # noqa: PLC0415
-    from mailfilter.events.detect import messages_from_event  # noqa: PLC0415
+    from mailfilter.explain.detect import messages_from_event  # noqa: PLC0415
 
     return [evaluate(message, directory, policy) for message in messages_from_event(data, policy, stored)]
 
@@ -181,9 +180,8 @@ def explain(
     message; csv: one row per recipient. An event the functions would refuse
     is reported with the functions' words, and the exit status is 1.
     """
-    from mailfilter.aws.directory_table import DirectoryUnavailable  # noqa: PLC0415
-    from mailfilter.events import EventError  # noqa: PLC0415
-    from mailfilter.policy.config import PolicyFileError, load_policy  # noqa: PLC0415
+    from mailfilter.policy.config import load_policy  # noqa: PLC0415
+    from mailfilter.vocabulary.errors import DirectoryUnavailable, EventError, PolicyFileError  # noqa: PLC0415
 
     if sum(str(path) == STDIN for path in events) > 1:
         raise click.BadParameter("standard input (-) can be read once", param_hint="EVENTS")

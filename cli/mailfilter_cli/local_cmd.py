@@ -51,7 +51,8 @@ import click
 from mailfilter.aws import clients
 from mailfilter.events.mail_manager import is_mail_manager_event
 from mailfilter.events.send_request import parse_send_request
-from mailfilter.smtp_intake import SMTP_PREFIX, request_message_id
+from mailfilter.outbound.smtp_intake import request_message_id
+from mailfilter.vocabulary.ses import SMTP_PREFIX
 from mailfilter_cli import settings
 from mailfilter_cli.directory_ops import import_directory
 from mailfilter_cli.dynamodb_local import DynamoDBLocalError, die_with_parent, dynamodb_local_process

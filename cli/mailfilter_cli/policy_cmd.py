@@ -25,7 +25,8 @@ def policy() -> None:
 
 def _load(file: Path | None) -> tuple[Policy, str]:
     """The validated policy and the name it is reported under; a refused file is exit status 1 with the reason."""
-    from mailfilter.policy.config import PolicyFileError, load_policy  # noqa: PLC0415
+    from mailfilter.policy.config import load_policy  # noqa: PLC0415
+    from mailfilter.vocabulary.errors import PolicyFileError  # noqa: PLC0415
 
     if file is None:
         label = "shipped default policy"
@@ -118,9 +119,9 @@ def replay(file: Path, since: str, until: str | None, examples: int, table: str 
     examples of each change. Rules with mode = "audit" in FILE are counted as on trial. json: one
     object; csv: one row per count. Exit status 1 when no recorded decision could be replayed.
     """
-    from mailfilter.aws.decisions import DecisionLogError  # noqa: PLC0415
+    from mailfilter.audit.replay import replay as run_replay  # noqa: PLC0415
     from mailfilter.aws.trace import TraceFilter  # noqa: PLC0415
-    from mailfilter.replay import replay as run_replay  # noqa: PLC0415
+    from mailfilter.vocabulary.errors import DecisionLogError  # noqa: PLC0415
     from mailfilter_cli.quarantine_cmd import parse_moment  # noqa: PLC0415
     from mailfilter_cli.trace_cmd import decision_trace  # noqa: PLC0415
 

@@ -20,7 +20,7 @@ from mailfilter_cli import output, settings
 
 if TYPE_CHECKING:
     from mailfilter.aws.quarantine import Quarantine, QuarantineItem, Release
-    from mailfilter.inbound import InboundFilter, InboundOutcome
+    from mailfilter.inbound.filter import InboundFilter, InboundOutcome
 
 _AGE = re.compile(r"^(\d+)([dhw])$")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
@@ -66,9 +66,7 @@ def _reported() -> Iterator[None]:
     """What S3 or the quarantine refuses, as one line and exit status 1 (not found is a finding too)."""
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
-    from mailfilter.aws.mailer import SendError  # noqa: PLC0415
-    from mailfilter.aws.quarantine import QuarantineError  # noqa: PLC0415
-    from mailfilter.release import ReleaseError  # noqa: PLC0415
+    from mailfilter.vocabulary.errors import QuarantineError, ReleaseError, SendError  # noqa: PLC0415
 
     try:
         yield
@@ -203,8 +201,8 @@ def release_item(
     from mailfilter.aws.decisions import DecisionLog  # noqa: PLC0415
     from mailfilter.aws.mailer import Mailer  # noqa: PLC0415
     from mailfilter.aws.raw_mail import MailBucket  # noqa: PLC0415
-    from mailfilter.model import Action, Direction  # noqa: PLC0415
-    from mailfilter.release import InboundRelease, release, release_inbound  # noqa: PLC0415
+    from mailfilter.release.operator import InboundRelease, release, release_inbound  # noqa: PLC0415
+    from mailfilter.vocabulary.model import Action, Direction  # noqa: PLC0415
 
     if not reason.strip():
         raise click.BadParameter("say why it is released", param_hint="--reason")
@@ -246,9 +244,9 @@ def release_item(
 
 def _inbound_filter(store: Quarantine, decisions_table: str, from_address: str, configuration_set: str | None) -> InboundFilter:
     """The inbound filter as the function builds it, from its environment (then the env file) and this command's options."""
-    from mailfilter.inbound import InboundSettings, build_inbound_filter  # noqa: PLC0415
-    from mailfilter.release import ReleaseError  # noqa: PLC0415
-    from mailfilter.settings import ConfigurationError  # noqa: PLC0415
+    from mailfilter.inbound.filter import build_inbound_filter  # noqa: PLC0415
+    from mailfilter.settings import InboundSettings  # noqa: PLC0415
+    from mailfilter.vocabulary.errors import ConfigurationError, ReleaseError  # noqa: PLC0415
 
     local = {name: value for name in settings.RESOURCE_NAMES if (value := settings.setting(name))}
     overrides = {
@@ -284,7 +282,7 @@ def _release_dict(item: QuarantineItem, done: Release, outcome: InboundOutcome |
 
 def _report_redrive(item: QuarantineItem, done: Release, outcome: InboundOutcome, undelivered: str | None) -> None:
     """The re-drive's new outcome per desk."""
-    from mailfilter.model import Action  # noqa: PLC0415
+    from mailfilter.vocabulary.model import Action  # noqa: PLC0415
 
     click.echo(f"re-drove {item.id} through the filter (by {done.by}: {done.reason}): {outcome.disposition.value}")
     for d in outcome.verdict.decisions if outcome.verdict else ():

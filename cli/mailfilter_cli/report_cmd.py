@@ -75,7 +75,7 @@ def report(
     """
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
-    from mailfilter.aws.decisions import DecisionLogError  # noqa: PLC0415
+    from mailfilter.vocabulary.errors import DecisionLogError  # noqa: PLC0415
 
     try:
         gathered = gather(table, bucket, prefix, since, until)

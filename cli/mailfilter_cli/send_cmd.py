@@ -50,9 +50,10 @@ def send(
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
     from mailfilter.aws import clients  # noqa: PLC0415
-    from mailfilter.aws.request_queue import QueueUnavailable, RequestQueue  # noqa: PLC0415
-    from mailfilter.events import EventError  # noqa: PLC0415
-    from mailfilter.events.send_request import OUTGOING_PREFIX, SES_MAX_MESSAGE_BYTES, parse_send_request  # noqa: PLC0415
+    from mailfilter.aws.request_queue import RequestQueue  # noqa: PLC0415
+    from mailfilter.events.send_request import parse_send_request  # noqa: PLC0415
+    from mailfilter.vocabulary.errors import EventError, QueueUnavailable  # noqa: PLC0415
+    from mailfilter.vocabulary.ses import OUTGOING_PREFIX, SES_MAX_MESSAGE_BYTES  # noqa: PLC0415
 
     data = click.get_binary_stream("stdin").read() if str(message_file) == "-" else message_file.read_bytes()
     if len(data) > SES_MAX_MESSAGE_BYTES:
@@ -93,7 +94,8 @@ def send(
 def _from_header(data: bytes, source: Path) -> str:
     """The one address of the message's From header, read as the gateway reads it."""
     from mailfilter.delivery.raw import split_message  # noqa: PLC0415
-    from mailfilter.reading import UnreadableHeader, mailbox  # noqa: PLC0415
+    from mailfilter.vocabulary.errors import UnreadableHeader  # noqa: PLC0415
+    from mailfilter.vocabulary.reading import mailbox  # noqa: PLC0415
 
     fields = split_message(data).all("From")
     if len(fields) != 1:

@@ -114,8 +114,8 @@ def trace(
     json: every field of each record (its classification and customer as decided, too), one a line;
     csv: one row per record. Exit status 1 when nothing matches.
     """
-    from mailfilter.aws.decisions import DecisionLogError  # noqa: PLC0415
     from mailfilter.aws.trace import Cursor, TraceFilter  # noqa: PLC0415
+    from mailfilter.vocabulary.errors import DecisionLogError  # noqa: PLC0415
 
     if until is not None and until < since:
         raise click.BadParameter("--until is before --since", param_hint="--until")

@@ -17,10 +17,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mailfilter.aws.ledger import MessageLedger
 from mailfilter.aws.mailer import Mailer
-from mailfilter.aws.policy_source import PolicySource, current, policy_source
+from mailfilter.aws.policy_source import current, policy_source
 from mailfilter.aws.trace import DecisionTrace, TraceFilter
-from mailfilter.digests import Digest, DigestSettings, Period, request_from_event, run_digests
-from mailfilter.settings import PolicySettings
+from mailfilter.digests import Digest, Period, request_from_event, run_digests
+from mailfilter.ports import PolicySource
+from mailfilter.settings import DigestSettings, PolicySettings
 from mailfilter.tracing import traced
 
 logger = Logger()

@@ -15,11 +15,13 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mailfilter.aws import clients
-from mailfilter.aws.policy_source import PolicySource, PolicyUnavailable, in_force, policy_source
-from mailfilter.inbound import InboundFilter, InboundSettings, build_inbound_filter
+from mailfilter.aws.policy_source import in_force, policy_source
+from mailfilter.inbound.filter import InboundFilter, build_inbound_filter
 from mailfilter.metrics import count
-from mailfilter.settings import PolicySettings
+from mailfilter.ports import PolicySource
+from mailfilter.settings import InboundSettings, PolicySettings
 from mailfilter.tracing import traced
+from mailfilter.vocabulary.errors import PolicyUnavailable
 
 logger = Logger()
 metrics = Metrics()

@@ -7,36 +7,18 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import field_validator
 
+from mailfilter.audit.sent_email import audit_sent_email
 from mailfilter.aws.decisions import DecisionLog
 from mailfilter.aws.directory_table import DynamoDirectory
-from mailfilter.aws.policy_source import PolicySource, current, policy_source
+from mailfilter.aws.policy_source import current, policy_source
 from mailfilter.metrics import count
-from mailfilter.outbound_audit import audit_sent_email
-from mailfilter.settings import PolicySettings
+from mailfilter.ports import PolicySource
+from mailfilter.settings import AuditSettings, PolicySettings
 from mailfilter.tracing import traced
 
 logger = Logger()
 metrics = Metrics()
-
-
-class AuditSettings(PolicySettings):
-    directory_table: str
-    decisions_table: str
-    decision_retention_days: int = 90
-    log_addresses: bool = False
-    # The IAM identities whose sends are the filter's own, as SES names the caller in its
-    # `ses:caller-identity` auto-tag: the gateway's and the inbound filter's execution roles
-    # (template.yaml). Comma-separated; unset, every message is audited.
-    filter_caller_identities: tuple[str, ...] = ()
-
-    @field_validator("filter_caller_identities", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
 
 
 @cache

@@ -19,12 +19,13 @@ from mailfilter.aws.decisions import DecisionLog
 from mailfilter.aws.directory_table import DynamoDirectory
 from mailfilter.aws.ledger import MessageLedger
 from mailfilter.aws.mailer import Mailer
-from mailfilter.aws.policy_source import PolicySource, in_force, policy_source
+from mailfilter.aws.policy_source import in_force, policy_source
 from mailfilter.aws.quarantine import Quarantine
 from mailfilter.aws.raw_mail import MailBucket
 from mailfilter.metrics import count
-from mailfilter.outbound import OutboundGateway, OutboundSettings
-from mailfilter.settings import PolicySettings
+from mailfilter.outbound.gateway import OutboundGateway
+from mailfilter.ports import PolicySource
+from mailfilter.settings import OutboundSettings, PolicySettings
 from mailfilter.tracing import traced
 
 logger = Logger()

@@ -13,7 +13,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mailfilter.aws.policy_source import validate_version
-from mailfilter.policy.config import PolicyFileError
+from mailfilter.vocabulary.errors import PolicyFileError
 
 logger = Logger()
 

@@ -19,9 +19,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mailfilter.aws.raw_mail import MailBucket
 from mailfilter.aws.request_queue import RequestQueue
-from mailfilter.events import EventError
-from mailfilter.smtp_intake import IntakeSettings, intercept
+from mailfilter.outbound.smtp_intake import intercept
+from mailfilter.settings import IntakeSettings
 from mailfilter.tracing import traced
+from mailfilter.vocabulary.errors import EventError
 
 logger = Logger()
 metrics = Metrics()

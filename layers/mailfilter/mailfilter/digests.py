@@ -25,12 +25,11 @@ from email.policy import SMTP
 from email.utils import formatdate, make_msgid
 from typing import Any
 
-from mailfilter.addresses import domain_of, mask
 from mailfilter.aws.quarantine import quarantine_id
 from mailfilter.delivery.mime import header_safe
-from mailfilter.directory.records import Address
 from mailfilter.policy.config import Digests, Policy, Weekday
-from mailfilter.settings import PolicySettings
+from mailfilter.vocabulary.addresses import domain_of, mask
+from mailfilter.vocabulary.errors import DigestRequestError
 
 SENDERS, PARTNERS = "senders", "partners"
 KINDS = (SENDERS, PARTNERS)
@@ -40,19 +39,6 @@ WEEKDAYS = list(Weekday)  # Monday first, as date.weekday() counts
 Record = Mapping[str, Any]
 Once = Callable[[str, Callable[[], dict[str, Any]]], dict[str, Any]]
 ReadPeriod = Callable[["Period"], Iterable[Record]]
-
-
-class DigestSettings(PolicySettings):
-    """The digests function's environment (template.yaml sets these)."""
-
-    decisions_table: str
-    idempotency_table: str
-    filter_from_address: Address
-    vendor_configuration_set: str | None = None
-
-
-class DigestRequestError(ValueError):
-    """A schedule event that does not say which digest to send or for when."""
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,14 @@ no I/O of its own; the directory it is given does the single lookup.
 
 from __future__ import annotations
 
-from mailfilter.directory import Directory
 from mailfilter.directory.view import CustomerMatch
-from mailfilter.message import Message
-from mailfilter.model import Action, Classification, Decision, Direction, Verdict
 from mailfilter.policy import security
 from mailfilter.policy.classify import classify, classify_desk
 from mailfilter.policy.config import Policy
 from mailfilter.policy.decide import decide, security_block
+from mailfilter.ports import Directory
+from mailfilter.vocabulary.message import Message
+from mailfilter.vocabulary.model import Action, Classification, Decision, Direction, Verdict
 
 UNAUTHENTICATED_REROUTE = "unauthenticated-sender"
 UNREADABLE_SENDER = "unreadable-sender"

@@ -21,13 +21,13 @@ from collections.abc import Callable, Collection
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from mailfilter.model import Action, Decision, Mode, Verdict
+from mailfilter.ports import CountMetric
+from mailfilter.vocabulary.model import Action, Decision, Mode, Verdict
 
 # The handlers' Metrics objects carry only the ColdStart metric; decision counts go out
 # through `count`, so an invocation with nothing else to flush is expected, not a mistake.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
-CountMetric = Callable[..., None]  # (name, value, category, cloud, mode=None)
 
 DECISION_METRICS = {Action.ALLOW: "Allowed", Action.REROUTE: "Rerouted", Action.BLOCK: "Blocked"}
 DEFERRED = "Deferred"

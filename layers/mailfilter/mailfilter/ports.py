@@ -6,12 +6,14 @@ or fake ones, so nothing needs patching. Typed here once, used by every core.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mailfilter.delivery.raw import Mail
-from mailfilter.model import Cloud, Direction, Verdict
+from mailfilter.directory.view import CustomerMatch
+from mailfilter.policy.config import Policy
+from mailfilter.vocabulary.model import Cloud, Direction, Verdict
 
 
 class QuarantineStore(Protocol):
@@ -105,3 +107,48 @@ class Log(Protocol):
     def warning(self, msg: object, *args: Any, **kwargs: Any) -> None: ...
 
     def error(self, msg: object, *args: Any, **kwargs: Any) -> None: ...
+
+
+class Directory(Protocol):
+    """Resolves the customer side of a message in one cloud, in one round trip."""
+
+    def lookup(self, cloud: Cloud, addresses: Sequence[str]) -> dict[str, CustomerMatch | None]:
+        """Map each normalised address to its customer, or None when it is not in the directory."""
+        ...
+
+
+class PolicySource(Protocol):
+    def current(self) -> Policy: ...
+
+
+class RawMailStore(Protocol):
+    """The raw messages SES stored (`mailfilter.aws.raw_mail.MailBucket`)."""
+
+    def read(self, message_id: str, *, max_bytes: int) -> bytes: ...
+
+    def read_location(self, location: Mapping[str, str], *, max_bytes: int) -> bytes: ...
+
+    def preserve(self, message_id: str) -> dict[str, str]: ...
+
+    def location(self, message_id: str) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderBlock:
+    """The bytes read from the start of a stored message (its header block and perhaps a little body), and its size."""
+
+    head: bytes
+    size: int
+
+
+class StoredHeaders(Protocol):
+    """The header blocks of stored outgoing messages (`mailfilter.aws.raw_mail.MailBucket`)."""
+
+    def header_block(self, key: str) -> HeaderBlock: ...
+
+
+class Queue(Protocol):
+    def send(self, request: dict[str, Any]) -> str: ...
+
+
+CountMetric = Callable[..., None]  # (name, value, category, cloud, mode=None)

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Self
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mailfilter.model import Cloud, Mode
+from mailfilter.directory.records import Address
 from mailfilter.policy.config import Policy, load_policy
-from mailfilter.validation import problems
-
-
-class ConfigurationError(RuntimeError):
-    """The function's environment is missing a variable or holds an invalid value."""
+from mailfilter.vocabulary.errors import ConfigurationError
+from mailfilter.vocabulary.model import Cloud, Mode
+from mailfilter.vocabulary.ses import SMTP_PREFIX
+from mailfilter.vocabulary.validation import problems
 
 
 class EnvSettings(BaseModel):
@@ -73,3 +72,70 @@ class PolicySettings(EnvSettings):
         """`policy` with the deployment's MAILFILTER_MODE and DEFAULT_CLOUD, wherever it was read from."""
         overrides = {"mode": self.mailfilter_mode, "default_cloud": self.default_cloud}
         return policy.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+class InboundSettings(PolicySettings):
+    """The inbound filter's environment (template.yaml sets these)."""
+
+    directory_table: str
+    decisions_table: str
+    idempotency_table: str
+    mail_bucket: str
+    inbound_prefix: str = "inbound/"  # where the receipt rule's S3 action stores each message
+    quarantine_prefix: str = "quarantine/"
+    filter_from_address: Address
+    vendor_configuration_set: str | None = None
+    decision_retention_days: int = 90
+    log_addresses: bool = False  # customer addresses are masked in logs unless this is true
+
+
+class OutboundSettings(PolicySettings):
+    """The outbound functions' environment (template.yaml sets these)."""
+
+    directory_table: str
+    decisions_table: str
+    idempotency_table: str
+    mail_bucket: str
+    quarantine_prefix: str = "quarantine/"
+    filter_from_address: Address
+    vendor_configuration_set: str | None = None
+    decision_retention_days: int = 90
+    idempotency_ttl_seconds: int = 7 * 24 * 3600  # a repeated message_id within this window sends nothing
+    log_addresses: bool = False  # customer addresses are masked in logs unless this is true
+
+
+class IntakeSettings(EnvSettings):
+    """The intake's environment (template.yaml sets these)."""
+
+    mail_bucket: str
+    outbound_queue_url: str
+    smtp_prefix: str = SMTP_PREFIX
+
+
+class DigestSettings(PolicySettings):
+    """The digests function's environment (template.yaml sets these)."""
+
+    decisions_table: str
+    idempotency_table: str
+    filter_from_address: Address
+    vendor_configuration_set: str | None = None
+
+
+class AuditSettings(PolicySettings):
+    """The outbound audit's environment (template.yaml sets these)."""
+
+    directory_table: str
+    decisions_table: str
+    decision_retention_days: int = 90
+    log_addresses: bool = False
+    # The IAM identities whose sends are the filter's own, as SES names the caller in its
+    # `ses:caller-identity` auto-tag: the gateway's and the inbound filter's execution roles
+    # (template.yaml). Comma-separated; unset, every message is audited.
+    filter_caller_identities: tuple[str, ...] = ()
+
+    @field_validator("filter_caller_identities", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value

@@ -17,18 +17,12 @@ from typing import Any
 
 from botocore.client import BaseClient
 
+from mailfilter.vocabulary.errors import BatchIncompleteError
+
 MAX_GET_KEYS = 100  # BatchGetItem's limit per request
 MAX_WRITE_ITEMS = 25  # BatchWriteItem's limit per request
 
 Item = dict[str, Any]  # an item in DynamoDB's attribute-value form
-
-
-class BatchIncompleteError(RuntimeError):
-    """Part of a batch was still unprocessed after every retry."""
-
-    def __init__(self, operation: str, remaining: int, attempts: int) -> None:
-        self.remaining = remaining
-        super().__init__(f"{operation}: {remaining} unprocessed after {attempts} attempts")
 
 
 class Backoff:

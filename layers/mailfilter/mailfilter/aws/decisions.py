@@ -28,19 +28,16 @@ from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mailfilter.aws import clients
-from mailfilter.aws.batch import BatchIncompleteError, batch_write
+from mailfilter.aws.batch import batch_write
 from mailfilter.aws.directory_table import from_item, to_item, view_values
-from mailfilter.model import Cloud, Decision, Direction, Verdict
+from mailfilter.vocabulary.errors import BatchIncompleteError, DecisionLogError
+from mailfilter.vocabulary.model import Cloud, Decision, Direction, Verdict
 
 CUSTOMER_INDEX = "by-customer"
 RECIPIENT_INDEX = "by-recipient"
 DAY_INDEX = "by-day"
 DAY_SHARDS = 4
 KINDS = frozenset({"decision", "violation", "deferred", "rejected", "released"})
-
-
-class DecisionLogError(RuntimeError):
-    """The decisions table could not be written or read."""
 
 
 def _timestamp(moment: datetime) -> str:

@@ -27,11 +27,12 @@ from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mailfilter.aws import clients
-from mailfilter.aws.batch import LOOKUP_BACKOFF, Backoff, BatchIncompleteError, Item, batch_get
+from mailfilter.aws.batch import LOOKUP_BACKOFF, Backoff, Item, batch_get
 from mailfilter.directory.matching import ADDRESS, DOMAIN, LookupKey, keys_for, resolve
 from mailfilter.directory.records import CspLink, CustomerRecord, PartnerRecord
 from mailfilter.directory.view import CustomerMatch, CustomerView, PartnerLink, customer_view
-from mailfilter.model import Cloud
+from mailfilter.vocabulary.errors import BatchIncompleteError, DirectoryUnavailable
+from mailfilter.vocabulary.model import Cloud
 
 # Sort key values, which double as the item type.
 ENTRY = "entry"  # one per address or domain: what the mail path reads
@@ -40,10 +41,6 @@ PARTNER = "partner"  # one per partner: its record
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
-
-class DirectoryUnavailable(RuntimeError):  # noqa: N818 - the name says what callers handle
-    """The directory could not be read; callers must defer the message, never guess."""
 
 
 # --- keys -------------------------------------------------------------------

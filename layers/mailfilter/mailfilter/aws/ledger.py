@@ -37,6 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from mailfilter.aws import clients
 from mailfilter.aws.batch import Backoff
 from mailfilter.ports import Claim, Done
+from mailfilter.vocabulary.errors import LedgerError, MessageInProgress
 
 KEY_PREFIX = "ledger#"
 CLAIMED, DONE = "claimed", "done"
@@ -44,14 +45,6 @@ DEFAULT_LEASE_SECONDS = 60  # without a Lambda context: the function's timeout i
 # After botocore's three attempts, five more over at most about 3 s: a mark lost after SES
 # accepted a send makes the retry send that mail again.
 WRITE_BACKOFF = Backoff(attempts=6, base=0.05, cap=1.0)
-
-
-class MessageInProgress(RuntimeError):  # noqa: N818 - the name says what callers handle
-    """Another invocation holds this message's claim; its record is retried later."""
-
-
-class LedgerError(RuntimeError):
-    """The ledger could not be written; the record is retried."""
 
 
 class MessageLedger:

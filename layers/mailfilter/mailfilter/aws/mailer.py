@@ -39,17 +39,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mailfilter.aws import clients
 from mailfilter.delivery.raw import Buffer, Mail
-from mailfilter.events.ses_sent import GATEWAY_TAG, GATEWAY_TAG_VALUE
+from mailfilter.vocabulary.errors import SendError
+from mailfilter.vocabulary.ses import GATEWAY_TAG, GATEWAY_TAG_VALUE
 
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")  # SES tag names and values allow only these
-
-
-class SendError(RuntimeError):
-    """SES did not accept a message after botocore's retries; `code` is SES's error code."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def tag_value(value: str) -> str:

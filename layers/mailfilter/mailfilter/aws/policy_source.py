@@ -37,9 +37,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from mailfilter.aws import clients
-from mailfilter.policy.config import Policy, PolicyFileError, parse_policy
-from mailfilter.ports import Log
+from mailfilter.policy.config import Policy, parse_policy
+from mailfilter.ports import Log, PolicySource
 from mailfilter.settings import PolicySettings
+from mailfilter.vocabulary.errors import PolicyFileError, PolicyUnavailable
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import AppConfigProvider
@@ -54,14 +55,6 @@ def report(name: str) -> None:
     """One occurrence as a CloudWatch metric (EMF), with powertools' service dimension only."""
     with single_metric(name=name, unit=MetricUnit.Count, value=1):
         pass
-
-
-class PolicyUnavailable(RuntimeError):  # noqa: N818 - the name says what callers handle
-    """No valid policy could be read, and none was read before: nothing may be decided."""
-
-
-class PolicySource(Protocol):
-    def current(self) -> Policy: ...
 
 
 class AppConfigPolicy:

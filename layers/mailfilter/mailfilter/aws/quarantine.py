@@ -26,15 +26,12 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from mailfilter.aws import clients
+from mailfilter.vocabulary.errors import QuarantineError
 
 ITEMS = "items/"
 BY_CUSTOMER = "by-customer/"
 NO_CUSTOMER = "_none"
 _ID = re.compile(r"^(\d{8})-([0-9a-f]{20})$")
-
-
-class QuarantineError(LookupError):
-    """An id that is malformed or not in the quarantine."""
 
 
 class Release(BaseModel):

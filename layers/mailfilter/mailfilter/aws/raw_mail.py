@@ -23,6 +23,8 @@ from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mailfilter.aws import clients
+from mailfilter.ports import HeaderBlock
+from mailfilter.vocabulary.errors import MailUnavailable, StoredMessageMissing, StoredMessageTooLarge
 
 
 def quarantine_digest(message_id: str) -> str:
@@ -30,33 +32,9 @@ def quarantine_digest(message_id: str) -> str:
     return hashlib.sha256(message_id.encode()).hexdigest()[:32]
 
 
-class MailUnavailable(RuntimeError):  # noqa: N818 - the name says what callers handle
-    """The raw message cannot be read from, or kept in, the mail bucket."""
-
-
 HEADER_CHUNK_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 1024 * 1024
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
-
-
-@dataclass(frozen=True, slots=True)
-class HeaderBlock:
-    """The bytes read from the start of a stored message (its header block and perhaps a little body), and its size."""
-
-    head: bytes
-    size: int
-
-
-class StoredMessageMissing(LookupError):  # noqa: N818
-    """No message is stored under the key a request names."""
-
-
-class StoredMessageTooLarge(RuntimeError):  # noqa: N818
-    """The raw message is larger than the caller can send; it was not read."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"the message is {size:,} bytes, over SES's sending limit of {limit:,} bytes")
-        self.size = size
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mailfilter.aws import clients
-
-
-class QueueUnavailable(RuntimeError):  # noqa: N818 - the name says what callers handle
-    """The request could not be put on the queue; nothing was queued."""
+from mailfilter.vocabulary.errors import QueueUnavailable
 
 
 @dataclass(frozen=True, slots=True)

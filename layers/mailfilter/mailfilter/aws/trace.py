@@ -29,8 +29,9 @@ from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mailfilter.aws import clients
-from mailfilter.aws.decisions import CUSTOMER_INDEX, DAY_INDEX, DAY_SHARDS, RECIPIENT_INDEX, DecisionLogError, _timestamp
+from mailfilter.aws.decisions import CUSTOMER_INDEX, DAY_INDEX, DAY_SHARDS, RECIPIENT_INDEX, _timestamp
 from mailfilter.aws.directory_table import from_item
+from mailfilter.vocabulary.errors import DecisionLogError
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ from email.utils import formataddr
 
 from mailfilter.delivery.mime import header_safe
 from mailfilter.delivery.raw import MAX_LINE, SES_SINGLE_FIELDS, HeaderField, new_field, split_message
-from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES
-from mailfilter.reading import hides_a_line_break
+from mailfilter.vocabulary.errors import ForwardError, MessageTooLarge
+from mailfilter.vocabulary.reading import hides_a_line_break
+from mailfilter.vocabulary.ses import SES_MAX_MESSAGE_BYTES
 
 # Who wrote it and to whom: kept for the partner under X-Original-<name>.
 RENAMED = frozenset({"from", "to", "cc", "reply-to", "sender", "message-id"})
@@ -60,14 +61,6 @@ DROPPED = frozenset(
     }
 )
 DROPPED_PREFIXES = ("x-original-", "x-mailfilter-", "x-ses-")
-
-
-class ForwardError(ValueError):
-    """The message cannot be forwarded; the text says why (it is quarantined instead)."""
-
-
-class MessageTooLarge(ForwardError):  # noqa: N818 - reads as the condition callers handle
-    """The rewritten message is over SES's sending size limit."""
 
 
 @dataclass(frozen=True, slots=True)

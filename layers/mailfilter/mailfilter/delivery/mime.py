@@ -23,11 +23,13 @@ from email.header import decode_header, make_header
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 
-from mailfilter.addresses import InvalidAddressError, normalise_address
 from mailfilter.delivery.raw import MAX_LINE, SES_SINGLE_FIELDS, HeaderField, Mail, RawMessage, address_field, new_field, split_message
 from mailfilter.events.send_request import SendRequest
-from mailfilter.model import Action, Decision, Verdict
-from mailfilter.reading import decoded, hides_a_line_break
+from mailfilter.vocabulary.addresses import normalise_address
+from mailfilter.vocabulary.errors import CompositionError, InvalidAddressError
+from mailfilter.vocabulary.model import Action, Decision, Verdict
+from mailfilter.vocabulary.reading import decoded, hides_a_line_break
+from mailfilter.vocabulary.ses import FILTER_CUSTOMER_HEADER, FILTER_RULE_HEADER
 
 # Headers the gateway composes itself; a request may not set them through `headers`.
 RESERVED_HEADERS = frozenset(
@@ -37,12 +39,6 @@ RESERVED_HEADERS = frozenset(
         "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Content-Disposition",
     )
 )  # fmt: skip
-FILTER_RULE_HEADER = "X-CSP-Mail-Filter-Rule"
-FILTER_CUSTOMER_HEADER = "X-CSP-Mail-Filter-Customer"
-
-
-class CompositionError(ValueError):
-    """A send request that cannot be turned into a message; the text says why."""
 
 
 def header_safe(value: str) -> str:

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 import idna
 from pydantic import TypeAdapter, ValidationError
 
-from mailfilter.addresses import InvalidAddressError, normalise_domain
 from mailfilter.directory.records import CustomerRecord, DirectoryRecord, PartnerRecord
-from mailfilter.model import Cloud
+from mailfilter.vocabulary.addresses import normalise_domain
+from mailfilter.vocabulary.errors import InvalidAddressError
+from mailfilter.vocabulary.model import Cloud
 
 if TYPE_CHECKING:
     from publicsuffixlist import PublicSuffixList

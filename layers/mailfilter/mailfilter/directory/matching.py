@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
-from mailfilter.addresses import SUBADDRESS_SEPARATOR, address_candidates, domain_and_parents, domain_of
 from mailfilter.directory.view import CustomerMatch, CustomerView
+from mailfilter.vocabulary.addresses import SUBADDRESS_SEPARATOR, address_candidates, domain_and_parents, domain_of
 
 ADDRESS = "address"
 DOMAIN = "domain"

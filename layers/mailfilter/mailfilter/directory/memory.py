@@ -9,7 +9,7 @@ from mailfilter.directory.load import read_directory
 from mailfilter.directory.matching import ADDRESS, DOMAIN, LookupKey, resolve
 from mailfilter.directory.records import CustomerRecord, PartnerRecord
 from mailfilter.directory.view import CustomerMatch, CustomerView, customer_view
-from mailfilter.model import Cloud
+from mailfilter.vocabulary.model import Cloud
 
 
 class InMemoryDirectory:

@@ -11,8 +11,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from mailfilter.addresses import InvalidAddressError, normalise_address, normalise_domain
-from mailfilter.model import Cloud
+from mailfilter.vocabulary.addresses import normalise_address, normalise_domain
+from mailfilter.vocabulary.errors import InvalidAddressError
+from mailfilter.vocabulary.model import Cloud
 
 _PRODUCT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 

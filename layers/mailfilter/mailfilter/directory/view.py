@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from mailfilter.directory.records import CustomerRecord, PartnerRecord
-from mailfilter.model import Cloud
+from mailfilter.vocabulary.model import Cloud
 
 
 @dataclass(frozen=True, slots=True)

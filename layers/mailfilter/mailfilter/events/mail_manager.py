@@ -26,8 +26,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from mailfilter.events import EventError
-from mailfilter.validation import describe
+from mailfilter.vocabulary.errors import EventError
+from mailfilter.vocabulary.validation import describe
 
 # A Mail Manager message id becomes part of an S3 key and of the send request's message_id:
 # letters, digits, '.', '_' and '-' only, so no id can climb out of the prefix ("../") or

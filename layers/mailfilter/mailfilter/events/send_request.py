@@ -17,14 +17,10 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from mailfilter.directory.records import Address, Product
-from mailfilter.events import EventError
-from mailfilter.model import Category, Cloud
-from mailfilter.validation import describe
-
-SES_MAX_RECIPIENTS = 50
-SES_MAX_MESSAGE_BYTES = 40 * 1024 * 1024  # SES v2's limit for a whole message, after encoding
-# Where applications store messages too large for a queue message (`raw_key`); the gateway reads nothing else.
-OUTGOING_PREFIX = "outgoing/"
+from mailfilter.vocabulary.errors import EventError
+from mailfilter.vocabulary.model import Category, Cloud
+from mailfilter.vocabulary.ses import OUTGOING_PREFIX, SES_MAX_MESSAGE_BYTES, SES_MAX_RECIPIENTS
+from mailfilter.vocabulary.validation import describe
 
 
 def _header_name(value: str) -> str:

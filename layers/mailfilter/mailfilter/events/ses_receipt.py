@@ -22,12 +22,12 @@ from aws_lambda_powertools.utilities.parser.models.ses import (
 )
 from pydantic import Field, ValidationError
 
-from mailfilter.addresses import InvalidAddressError, domain_of, normalise_address
-from mailfilter.events import EventError
-from mailfilter.message import Authentication, Message
-from mailfilter.model import Direction
-from mailfilter.reading import UnreadableHeader, header_declarations, mailbox, subject_text, values
-from mailfilter.validation import describe
+from mailfilter.vocabulary.addresses import domain_of, normalise_address
+from mailfilter.vocabulary.errors import EventError, InvalidAddressError, UnreadableHeader
+from mailfilter.vocabulary.message import Authentication, Message
+from mailfilter.vocabulary.model import Direction
+from mailfilter.vocabulary.reading import header_declarations, mailbox, subject_text, values
+from mailfilter.vocabulary.validation import describe
 
 
 class CommonHeaders(SesMailCommonHeaders):

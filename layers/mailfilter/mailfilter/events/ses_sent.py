@@ -15,22 +15,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mailfilter.addresses import InvalidAddressError, normalise_address
-from mailfilter.events import EventError
-from mailfilter.message import Message
-from mailfilter.model import Direction
-from mailfilter.reading import UnreadableHeader, address_list, subject_text, values
-from mailfilter.validation import describe
-
-# The gateway's own message tag (`mailfilter.aws.mailer` sets it). Any SES caller can set a
-# tag of this name, so it is a label for dashboards and is never evidence of anything.
-GATEWAY_TAG = "csp-mail-filter"
-GATEWAY_TAG_VALUE = "gateway"
-
-# SES's auto-tag naming "the IAM identity of the SES user who sent the email", on every event
-# published through a configuration set. A caller's tag names allow only letters, digits, '_'
-# and '-' (SES's MessageTag), so no caller can write it; ses:feedback-id-a/-b are the exception.
-CALLER_IDENTITY_TAG = "ses:caller-identity"
+from mailfilter.vocabulary.addresses import normalise_address
+from mailfilter.vocabulary.errors import EventError, InvalidAddressError, UnreadableHeader
+from mailfilter.vocabulary.message import Message
+from mailfilter.vocabulary.model import Direction
+from mailfilter.vocabulary.reading import address_list, subject_text, values
+from mailfilter.vocabulary.ses import CALLER_IDENTITY_TAG
+from mailfilter.vocabulary.validation import describe
 
 # An unreadable destination is recorded as SES gave it, cut to the longest address SMTP allows
 # (RFC 5321: 254 characters) so that a hostile value cannot bloat the record's key.

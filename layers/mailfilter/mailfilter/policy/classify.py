@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from mailfilter.message import Declaration, Message
-from mailfilter.model import Category, Classification, Cloud, Direction, Evidence, Source
 from mailfilter.policy.config import Policy
-from mailfilter.reading import disguised_words, pattern_text
+from mailfilter.vocabulary.message import Declaration, Message
+from mailfilter.vocabulary.model import Category, Classification, Cloud, Direction, Evidence, Source
+from mailfilter.vocabulary.reading import disguised_words, pattern_text
 
 
 # Declared values come from a small vocabulary (categories, products, clouds) and reading one

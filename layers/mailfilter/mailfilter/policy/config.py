@@ -16,10 +16,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mailfilter.addresses import InvalidAddressError, domain_of, normalise_address
 from mailfilter.directory.records import Address, Domain, Product
-from mailfilter.model import Action, Category, Cloud, Mode
-from mailfilter.validation import describe
+from mailfilter.vocabulary.addresses import domain_of, normalise_address
+from mailfilter.vocabulary.errors import InvalidAddressError, PolicyFileError
+from mailfilter.vocabulary.model import Action, Category, Cloud, Mode
+from mailfilter.vocabulary.validation import describe
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default.toml")
 REASON_FIELDS = frozenset({"customer", "partners", "product", "category"})
@@ -267,10 +268,6 @@ class Policy(_Section):
 
     def is_vendor_identity(self, address: str) -> bool:
         return address in self.vendor.identities or domain_of(address) in self.vendor.domains
-
-
-class PolicyFileError(ValueError):
-    """A policy file that cannot be read or does not validate."""
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

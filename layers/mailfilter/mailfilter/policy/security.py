@@ -7,7 +7,7 @@ so the filter can never relay a spoofed message in a customer's name.
 
 from __future__ import annotations
 
-from mailfilter.message import Authentication
+from mailfilter.vocabulary.message import Authentication
 
 PASS = "PASS"
 FAIL = "FAIL"

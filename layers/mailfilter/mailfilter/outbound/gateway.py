@@ -30,38 +30,20 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from mailfilter.addresses import mask, mask_in_text
 from mailfilter.delivery.mime import allowed_copy, partner_notice, reroute_groups
-from mailfilter.directory import Directory
-from mailfilter.directory.records import Address
 from mailfilter.directory.view import CustomerMatch
 from mailfilter.engine import evaluate
-from mailfilter.events import EventError
 from mailfilter.events.send_request import decode_json, parse_send_request
-from mailfilter.metrics import CountMetric, count_decisions, uncounted
-from mailfilter.model import Action, Cloud, Decision, Direction, Verdict
-from mailfilter.outbound_request import OutboundRequest, RefusedRequest, read_request
+from mailfilter.metrics import count_decisions, uncounted
+from mailfilter.outbound.request import OutboundRequest, RefusedRequest, read_request
 from mailfilter.policy.config import Policy
-from mailfilter.ports import Claim, DecisionRecorder, Done, Ledger, MailSender, QuarantineStore, StoredMail
-from mailfilter.settings import PolicySettings
+from mailfilter.ports import Claim, CountMetric, DecisionRecorder, Directory, Done, Ledger, MailSender, QuarantineStore, StoredMail
+from mailfilter.vocabulary.addresses import mask, mask_in_text
+from mailfilter.vocabulary.errors import EventError
+from mailfilter.vocabulary.model import Action, Cloud, Decision, Direction, Verdict
 
 ALLOW_STEP = "allow"
 NO_RECIPIENT = "-"  # the recipient recorded for a request too broken to name one
-
-
-class OutboundSettings(PolicySettings):
-    """The outbound functions' environment (template.yaml sets these)."""
-
-    directory_table: str
-    decisions_table: str
-    idempotency_table: str
-    mail_bucket: str
-    quarantine_prefix: str = "quarantine/"
-    filter_from_address: Address
-    vendor_configuration_set: str | None = None
-    decision_retention_days: int = 90
-    idempotency_ttl_seconds: int = 7 * 24 * 3600  # a repeated message_id within this window sends nothing
-    log_addresses: bool = False  # customer addresses are masked in logs unless this is true
 
 
 class _RecordingDirectory:

@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import idna
 
+from mailfilter.vocabulary.errors import InvalidAddressError
+
 # A conservative local part: RFC 5322 dot-atom characters. Quoted local parts
 # are legal but never appear in customer directories; rejecting them keeps
 # header injection (CR, LF, NUL, quotes) out of everything downstream.
@@ -19,10 +21,6 @@ _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+
 _MAX_ADDRESS_LENGTH = 254
 _MAX_LOCAL_LENGTH = 64
 SUBADDRESS_SEPARATOR = "+"
-
-
-class InvalidAddressError(ValueError):
-    """An address or domain that cannot be used as a mail address."""
 
 
 @lru_cache(maxsize=4096)  # pure; the same few domains come in every message (refusals are not cached)

@@ -21,18 +21,15 @@ from collections.abc import Iterable
 from email import policy as email_policy
 from email.headerregistry import Address as HeaderAddress
 
-from mailfilter.addresses import InvalidAddressError, normalise_address
-from mailfilter.message import Declaration
-from mailfilter.model import Source
+from mailfilter.vocabulary.addresses import normalise_address
+from mailfilter.vocabulary.errors import InvalidAddressError, UnreadableHeader
+from mailfilter.vocabulary.message import Declaration
+from mailfilter.vocabulary.model import Source
 
 # The headers a vendor identity may declare with (docs/policy.md); anyone else's are ignored.
 CATEGORY_HEADER = "X-Communication-Category"
 PRODUCT_HEADER = "X-Product"
 CLOUD_HEADER = "X-Cloud-Instance"
-
-
-class UnreadableHeader(ValueError):  # noqa: N818 - reads as the condition callers handle
-    """A header that does not read as one clean value; the text says why."""
 
 
 # Characters that show nothing but split a word for a pattern: Unicode format controls

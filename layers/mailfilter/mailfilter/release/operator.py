@@ -19,20 +19,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailfilter.aws.quarantine import QuarantineItem, Release
-from mailfilter.aws.raw_mail import MailBucket, MailUnavailable, StoredMessageTooLarge
-from mailfilter.delivery.forward import ForwardError
+from mailfilter.aws.raw_mail import MailBucket
 from mailfilter.delivery.mime import allowed_copy, compose_original, partner_notice, reroute_groups
-from mailfilter.events import EventError
-from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES, SendRequest
+from mailfilter.events.send_request import SendRequest
 from mailfilter.events.ses_receipt import parse_receipt_event, receipt_message
-from mailfilter.inbound import InboundFilter, InboundOutcome, by_partner_contacts
-from mailfilter.message import Message
-from mailfilter.model import Action, Category, Classification, Cloud, Decision, Direction, Evidence, Mode, Source, Verdict
+from mailfilter.inbound.filter import InboundFilter, InboundOutcome, by_partner_contacts
 from mailfilter.ports import DecisionRecorder, MailSender, QuarantineStore
-
-
-class ReleaseError(ValueError):
-    """The item cannot be released as asked; the text says why."""
+from mailfilter.vocabulary.errors import EventError, ForwardError, MailUnavailable, ReleaseError, StoredMessageTooLarge
+from mailfilter.vocabulary.message import Message
+from mailfilter.vocabulary.model import Action, Category, Classification, Cloud, Decision, Direction, Evidence, Mode, Source, Verdict
+from mailfilter.vocabulary.ses import SES_MAX_MESSAGE_BYTES
 
 
 def verdict_from_dict(data: dict[str, Any]) -> Verdict:

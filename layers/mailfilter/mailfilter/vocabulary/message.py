@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailfilter.model import Direction, Source
+from mailfilter.vocabulary.model import Direction, Source
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,35 +18,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from mailfilter.addresses import InvalidAddressError, normalise_address
-from mailfilter.aws.raw_mail import HeaderBlock
 from mailfilter.delivery.raw import split_message
 from mailfilter.events.mail_manager import MailManagerInvocation, parse_mail_manager_event
-from mailfilter.events.send_request import SES_MAX_RECIPIENTS
-from mailfilter.reading import UnreadableHeader, address_list
-from mailfilter.settings import EnvSettings
-
-SMTP_PREFIX = "outgoing/smtp/"
-
-
-class StoredHeaders(Protocol):
-    """The header blocks of stored outgoing messages (`mailfilter.aws.raw_mail.MailBucket`)."""
-
-    def header_block(self, key: str) -> HeaderBlock: ...
-
-
-class Queue(Protocol):
-    def send(self, request: dict[str, Any]) -> str: ...
-
-
-class IntakeSettings(EnvSettings):
-    """The intake's environment (template.yaml sets these)."""
-
-    mail_bucket: str
-    outbound_queue_url: str
-    smtp_prefix: str = SMTP_PREFIX
+from mailfilter.ports import Queue, StoredHeaders
+from mailfilter.vocabulary.addresses import normalise_address
+from mailfilter.vocabulary.errors import InvalidAddressError, UnreadableHeader
+from mailfilter.vocabulary.reading import address_list
+from mailfilter.vocabulary.ses import SES_MAX_RECIPIENTS, SMTP_PREFIX
 
 
 @dataclass(frozen=True, slots=True)

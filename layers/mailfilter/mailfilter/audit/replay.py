@@ -21,19 +21,16 @@ from typing import Any
 
 from mailfilter.directory.view import CustomerMatch, CustomerView, PartnerLink
 from mailfilter.engine import UNREADABLE_SENDER, decide_desk
-from mailfilter.model import Action, Category, Classification, Cloud, Decision, Direction, Evidence, Source
 from mailfilter.policy.classify import classify_desk
 from mailfilter.policy.config import Policy
 from mailfilter.policy.decide import decide
+from mailfilter.vocabulary.errors import NotReplayableError
+from mailfilter.vocabulary.model import Action, Category, Classification, Cloud, Decision, Direction, Evidence, Source
 
 REPLAYED_KINDS = frozenset({"decision", "violation"})
 # Decided before the table from evidence about the message itself; no policy changes them.
 GATE_RULES = frozenset({"virus-detected", "spam-detected", "dmarc-failed", UNREADABLE_SENDER, "unreadable-destination"})
 REJECTION_RULES = frozenset({"virus-detected", "spam-detected", "dmarc-failed"})
-
-
-class NotReplayableError(ValueError):
-    """The record does not carry the facts a replay needs (written before they were recorded)."""
 
 
 def classification_of(record: dict[str, Any]) -> Classification:

@@ -18,15 +18,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from mailfilter.addresses import mask, mask_in_text
-from mailfilter.directory import Directory
 from mailfilter.engine import evaluate
 from mailfilter.events.ses_sent import parse_email_sent_event, read_sent_mail
-from mailfilter.metrics import CountMetric
-from mailfilter.model import Action, Decision
 from mailfilter.policy.config import Policy
 from mailfilter.policy.decide import security_block
-from mailfilter.ports import DecisionRecorder
+from mailfilter.ports import CountMetric, DecisionRecorder, Directory
+from mailfilter.vocabulary.addresses import mask, mask_in_text
+from mailfilter.vocabulary.model import Action, Decision
 
 VIOLATION = "violation"
 UNREADABLE_DESTINATION = "unreadable-destination"

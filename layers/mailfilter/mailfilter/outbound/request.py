@@ -18,15 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mailfilter.aws.raw_mail import StoredMessageMissing, StoredMessageTooLarge
-from mailfilter.delivery.mime import CompositionError, Original, compose_original
-from mailfilter.events import EventError
-from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES, SendRequest, parse_send_request
-from mailfilter.message import Declaration, Message
-from mailfilter.model import Direction, Source
+from mailfilter.delivery.mime import Original, compose_original
+from mailfilter.events.send_request import SendRequest, parse_send_request
 from mailfilter.policy.config import Policy
 from mailfilter.ports import StoredMail
-from mailfilter.reading import UnreadableHeader, address_list, header_declarations, pattern_text, subject_text, values
+from mailfilter.vocabulary.errors import CompositionError, EventError, StoredMessageMissing, StoredMessageTooLarge, UnreadableHeader
+from mailfilter.vocabulary.message import Declaration, Message
+from mailfilter.vocabulary.model import Direction, Source
+from mailfilter.vocabulary.reading import address_list, header_declarations, pattern_text, subject_text, values
+from mailfilter.vocabulary.ses import SES_MAX_MESSAGE_BYTES
 
 
 class RefusedRequest(EventError):  # noqa: N818 - reads as the condition callers handle

@@ -25,7 +25,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError, IdempotencyPersistenceLayerError
@@ -33,45 +33,28 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mailfilter.addresses import mask, mask_in_text
 from mailfilter.aws.decisions import DecisionLog
-from mailfilter.aws.directory_table import DirectoryUnavailable, DynamoDirectory
+from mailfilter.aws.directory_table import DynamoDirectory
 from mailfilter.aws.mailer import Mailer
 from mailfilter.aws.quarantine import Quarantine
-from mailfilter.aws.raw_mail import MailBucket, MailUnavailable, StoredMessageTooLarge
-from mailfilter.delivery.forward import ForwardError, ForwardNotice, forward_message
-from mailfilter.directory import Directory
-from mailfilter.directory.records import Address
+from mailfilter.aws.raw_mail import MailBucket
+from mailfilter.delivery.forward import ForwardNotice, forward_message
 from mailfilter.engine import evaluate
-from mailfilter.events import EventError
-from mailfilter.events.send_request import SES_MAX_MESSAGE_BYTES
 from mailfilter.events.ses_receipt import ReceiptEvent, parse_receipt_event, receipt_message
-from mailfilter.message import Message
-from mailfilter.metrics import DEFERRED, CountMetric, count_decisions, uncounted
-from mailfilter.model import Action, Decision, Direction, Verdict
+from mailfilter.metrics import DEFERRED, count_decisions, uncounted
 from mailfilter.policy.config import Policy
-from mailfilter.ports import DecisionRecorder, Log, MailSender, QuarantineStore
-from mailfilter.settings import PolicySettings
+from mailfilter.ports import CountMetric, DecisionRecorder, Directory, Log, MailSender, QuarantineStore, RawMailStore
+from mailfilter.settings import InboundSettings
+from mailfilter.vocabulary.addresses import mask, mask_in_text
+from mailfilter.vocabulary.errors import DirectoryUnavailable, EventError, ForwardError, MailUnavailable, StoredMessageTooLarge
+from mailfilter.vocabulary.message import Message
+from mailfilter.vocabulary.model import Action, Decision, Direction, Verdict
+from mailfilter.vocabulary.ses import SES_MAX_MESSAGE_BYTES
 
 # SES invokes the filter once per matching receipt rule with the same message id, so the
 # rule's recipients are part of the key: each rule's share of a message is handled once.
 IDEMPOTENCY_KEY = "[Records[0].ses.mail.messageId, Records[0].ses.receipt.recipients]"
 IDEMPOTENCY_SECONDS = 7 * 24 * 3600  # longer than SES or anyone would plausibly redeliver the same event
-
-
-class InboundSettings(PolicySettings):
-    """The inbound filter's environment (template.yaml sets these)."""
-
-    directory_table: str
-    decisions_table: str
-    idempotency_table: str
-    mail_bucket: str
-    inbound_prefix: str = "inbound/"  # where the receipt rule's S3 action stores each message
-    quarantine_prefix: str = "quarantine/"
-    filter_from_address: Address
-    vendor_configuration_set: str | None = None
-    decision_retention_days: int = 90
-    log_addresses: bool = False  # customer addresses are masked in logs unless this is true
 
 
 def idempotency_config() -> IdempotencyConfig:
@@ -88,18 +71,6 @@ class Disposition(StrEnum):
     # the other desk groups of the same message, still run. STOP_RULE would stop them
     # too, and a message to billing@ and sales@ would never reach the sales rule.
     STOP_RULE = "STOP_RULE"
-
-
-class RawMailStore(Protocol):
-    """The raw messages SES stored (`mailfilter.aws.raw_mail.MailBucket`)."""
-
-    def read(self, message_id: str, *, max_bytes: int) -> bytes: ...
-
-    def read_location(self, location: Mapping[str, str], *, max_bytes: int) -> bytes: ...
-
-    def preserve(self, message_id: str) -> dict[str, str]: ...
-
-    def location(self, message_id: str) -> dict[str, str]: ...
 
 
 def recipients_group(recipients: Sequence[str]) -> str:

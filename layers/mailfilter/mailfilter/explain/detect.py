@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailfilter.events import EventError
 from mailfilter.events.mail_manager import is_mail_manager_event
 from mailfilter.events.send_request import decode_json
 from mailfilter.events.ses_receipt import parse_receipt_event, receipt_message
 from mailfilter.events.ses_sent import parse_email_sent_event, sent_message
-from mailfilter.message import Message
-from mailfilter.outbound_request import read_send_request
+from mailfilter.outbound.request import read_send_request
 from mailfilter.policy.config import Policy
 from mailfilter.ports import StoredMail
+from mailfilter.vocabulary.errors import EventError
+from mailfilter.vocabulary.message import Message
 
 EXPECTED = (
     "an SES receipt-rule event (Records[].eventSource 'aws:ses'), an outbound send request, "
