@@ -34,6 +34,10 @@ lint: $(STAMP)
 test: lint $(DDB_LOCAL)
 	$(BIN)/pytest
 
+# tests/unit alone: pure and fast, no DynamoDB Local, no moto server (tests/integration and tests/reliability need Java).
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
 bench: $(STAMP)
 	$(BIN)/python bench/core_decisions.py
 
@@ -89,7 +93,7 @@ tools: $(TOOLS_STAMP)
 
 # cfn-lint, sam validate --lint, checkov and the IAM and wiring checks, with the tools required.
 check-template: $(STAMP) $(TOOLS_STAMP)
-	MAILFILTER_REQUIRE_TOOLS=1 $(BIN)/pytest -q tests/test_template.py tests/test_layer_build.py
+	MAILFILTER_REQUIRE_TOOLS=1 $(BIN)/pytest -q tests/integration/test_template.py tests/integration/test_layer_build.py
 
 # sam build without Docker: makefile builds for the layer and the functions.
 # Functions whose handler does not exist yet are left out, and named.

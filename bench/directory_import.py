@@ -23,10 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from aws_resources import create_tables_from_template, dynamodb_local  # noqa: E402
+from mailfilter_testkit.aws_resources import create_tables_from_template, dynamodb_local
 
 PARTNERS = 200
 
@@ -58,7 +55,7 @@ def generate(path: Path, customers: int) -> None:
 
 def child(path: str, table: str, workers: int) -> None:
     """Run one import and print its figures as JSON (this process's peak memory is the import's)."""
-    from mailfilter_cli.directory_ops import import_directory  # noqa: PLC0415
+    from mailfilter_cli.directory_import import import_directory  # noqa: PLC0415
 
     start = time.perf_counter()
     report = import_directory(path, table, workers=workers)

@@ -19,20 +19,17 @@ import random
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+import boto3
 
-import boto3  # noqa: E402
-from aws_resources import create_tables_from_template, dynamodb_local  # noqa: E402
-
-from mailfilter.aws.batch import batch_write  # noqa: E402
-from mailfilter.aws.clients import CONFIG  # noqa: E402
-from mailfilter.aws.directory_table import DynamoDirectory, customer_items, entry_key, partner_item  # noqa: E402
-from mailfilter.directory.matching import keys_for  # noqa: E402
-from mailfilter.directory.records import CustomerRecord, PartnerRecord  # noqa: E402
-from mailfilter.vocabulary.model import Cloud  # noqa: E402
+from mailfilter.aws.batch import batch_write
+from mailfilter.aws.clients import CONFIG
+from mailfilter.aws.directory_items import customer_items, entry_key, partner_item
+from mailfilter.aws.directory_table import DynamoDirectory
+from mailfilter.directory.matching import keys_for
+from mailfilter.directory.records import CustomerRecord, PartnerRecord
+from mailfilter.vocabulary.model import Cloud
+from mailfilter_testkit.aws_resources import create_tables_from_template, dynamodb_local
 
 CUSTOMERS = 2_000
 C = Cloud.COMMERCIAL

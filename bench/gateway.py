@@ -56,8 +56,11 @@ from botocore.client import BaseClient
 
 from mailfilter.aws import clients
 from mailfilter_cli.dynamodb_local import DynamoDBLocalError, die_with_parent, dynamodb_local_process, free_port
-from mailfilter_cli.local_cmd import GATEWAY, Services, create_resources, env_vars_document
+from mailfilter_cli.local_events import GATEWAY
+from mailfilter_cli.local_files import env_vars_document
 from mailfilter_cli.local_lambda import LambdaContext, LocalFunction, environment
+from mailfilter_cli.local_services import Services
+from mailfilter_cli.local_stack import create_resources
 from mailfilter_cli.sam_template import LOCAL_REGION, function_spec
 
 ROOT = Path(__file__).resolve().parent.parent

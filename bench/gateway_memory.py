@@ -52,7 +52,7 @@ def event(key: str) -> dict:
 
 def child(variables: dict[str, str], small_key: str, key: str) -> None:
     """One measurement in a fresh process: warm up, note the idle peak, handle the large message."""
-    from mailfilter_cli.local_cmd import GATEWAY  # noqa: PLC0415
+    from mailfilter_cli.local_events import GATEWAY  # noqa: PLC0415
     from mailfilter_cli.local_lambda import LambdaContext, LocalFunction, environment  # noqa: PLC0415
     from mailfilter_cli.sam_template import function_spec  # noqa: PLC0415
 
@@ -85,8 +85,9 @@ def main() -> int:
     args = parser.parse_args()
 
     from mailfilter.aws import clients  # noqa: PLC0415
-    from mailfilter_cli.local_cmd import create_resources, services  # noqa: PLC0415
     from mailfilter_cli.local_lambda import environment  # noqa: PLC0415
+    from mailfilter_cli.local_services import services  # noqa: PLC0415
+    from mailfilter_cli.local_stack import create_resources  # noqa: PLC0415
 
     results = []
     with services(args.dynamodb) as running, environment(running.environment()):

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
 
-from mailfilter.delivery.mime import allowed_copy, compose_original, partner_notice, reroute_groups
+from mailfilter.delivery.copies import allowed_copy, partner_notice, reroute_groups
+from mailfilter.delivery.original import compose_original
 from mailfilter.directory.memory import InMemoryDirectory
 from mailfilter.engine import evaluate
 from mailfilter.outbound.request import read_send_request

@@ -5,7 +5,7 @@
 
 Starts DynamoDB Local (make dynamodb-local) unless AWS_ENDPOINT_URL_DYNAMODB is
 set; S3, SES and SQS are moto's. What a run does and checks is described in
-tests/load_run.py; the figures and how to read them are in docs/reliability.md.
+testkit/mailfilter_testkit/load_run/__init__.py; the figures and how to read them are in docs/reliability.md.
 Exits 1 when any violation, lost message, duplicate send or unhandled exception
 is found, and prints the first few of each.
 """
@@ -18,13 +18,9 @@ import os
 import sys
 import time
 from dataclasses import fields
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from aws_resources import dynamodb_local  # noqa: E402
-from load_run import Config, run  # noqa: E402
+from mailfilter_testkit.aws_resources import dynamodb_local
+from mailfilter_testkit.load_run import Config, run
 
 
 def arguments() -> Config:

@@ -26,8 +26,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mailfilter_cli.local_cmd import AUDIT, GATEWAY, INBOUND, SMTP, create_resources, function_for, services
+from mailfilter_cli.local_events import AUDIT, GATEWAY, INBOUND, SMTP, function_for
 from mailfilter_cli.local_lambda import LocalFunction, drain_queue, environment
+from mailfilter_cli.local_services import services
+from mailfilter_cli.local_stack import create_resources
 from mailfilter_cli.sam_template import function_spec, project_root
 
 

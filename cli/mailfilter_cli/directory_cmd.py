@@ -11,17 +11,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import click
 
 from mailfilter.vocabulary.model import Cloud
 from mailfilter_cli import output, settings
-
-if TYPE_CHECKING:
-    from rich.progress import Progress
-
-    from mailfilter.directory.view import CustomerMatch
+from mailfilter_cli.directory_output import match_dict, progress_bar, show_match
 
 STDIN = "-"
 STAT_COLUMNS = ("partners", "customers", "CSP customers", "address entries", "domain entries")
@@ -72,49 +67,6 @@ def _readable(file: Path) -> Iterator[tuple[Path, str]]:
         yield copy, "<stdin>"
 
 
-def _progress(dry_run: bool) -> tuple[Progress, Any, Any]:
-    from rich.progress import (  # noqa: PLC0415
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        Task,
-        TaskProgressColumn,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text  # noqa: PLC0415
-
-    class Rate(ProgressColumn):
-        """Customers per second, from rich's own speed estimate."""
-
-        def render(self, task: Task) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text(f"{speed:,.0f} customers/s" if speed else "-- customers/s", style="progress.data.speed")
-
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        Rate(),
-        TimeRemainingColumn(),
-        console=output.console(stderr=True),
-        transient=False,
-    )
-    task: list[Any] = []
-
-    def started(customers: int) -> None:
-        progress.start()
-        task.append(progress.add_task("checking" if dry_run else "importing", total=customers))
-
-    def advanced(count: int) -> None:
-        if task:
-            progress.advance(task[0], count)
-
-    return progress, started, advanced
-
-
 @click.group()
 def directory() -> None:
     """Load, export and inspect the customer directory in DynamoDB."""
@@ -136,9 +88,9 @@ def import_cmd(file: Path, table: str | None, prune: bool, dry_run: bool, worker
     """
     name = _table_name(table)
     from mailfilter.directory.load import DirectoryFileError  # noqa: PLC0415
-    from mailfilter_cli.directory_ops import import_directory  # noqa: PLC0415
+    from mailfilter_cli.directory_import import import_directory  # noqa: PLC0415
 
-    progress, started, advanced = _progress(dry_run)
+    progress, started, advanced = progress_bar(dry_run)
     with _readable(file) as (path, label):
         try:
             report = import_directory(
@@ -187,7 +139,7 @@ def import_cmd(file: Path, table: str | None, prune: bool, dry_run: bool, worker
 def export_cmd(table: str | None, output_file: Path | None, output_format: str) -> None:
     """Write the directory as JSON Lines (the import format), partners first."""
     name = _table_name(table)
-    from mailfilter_cli.directory_ops import export_directory  # noqa: PLC0415
+    from mailfilter_cli.directory_export import export_directory  # noqa: PLC0415
 
     try:
         if output_file is None:
@@ -198,51 +150,6 @@ def export_cmd(table: str | None, output_file: Path | None, output_format: str) 
     except _aws_errors() as error:
         raise _aws_failure(error) from None
     click.echo(f"exported {counts['partner']} partners and {counts['customer']} customers", err=True)
-
-
-def _match_dict(address: str, cloud: str, match: CustomerMatch | None) -> dict[str, Any]:
-    if match is None:
-        return {"address": address, "cloud": cloud, "customer": None}
-    view = match.customer
-    return {
-        "address": address,
-        "cloud": cloud,
-        "matched_by": match.matched_by,
-        "entry": match.entry,
-        "customer": {
-            "tenant_id": view.tenant_id,
-            "name": view.name,
-            "direct_relationship": view.direct_relationship,
-            "direct_products": sorted(view.direct_products),
-            "partners": [
-                {"partner_id": link.partner_id, "name": link.name, "products": list(link.products), "contacts": list(link.contacts)}
-                for link in view.partners
-            ],
-        },
-    }
-
-
-def _show_table(address: str, cloud: str, match: CustomerMatch) -> None:
-    from rich.text import Text  # noqa: PLC0415
-
-    console = output.console()
-    view = match.customer
-    line = Text()
-    line.append(address, style="bold")
-    line.append(" in ")
-    line.append(cloud, style="bold")
-    line.append(f": {view.name} (tenant {view.tenant_id}), matched by {match.matched_by} entry {match.entry}")
-    console.print(line, soft_wrap=True)  # one line per fact, so it can be grepped
-    direct = ", ".join(sorted(view.direct_products)) or "-"
-    console.print(Text(f"  direct relationship: {'yes' if view.direct_relationship else 'no'}; direct products: {direct}"), soft_wrap=True)
-    if not view.partners:
-        console.print("  no CSP partner")
-        return
-    partners = output.table("partner", "name", "owns", "contacts", title="  CSP partners", title_justify="left")
-    rows = [
-        (link.partner_id, link.name, ", ".join(link.products) or "every product", "\n".join(link.contacts) or "-") for link in view.partners
-    ]
-    output.print_table(output.fit(partners, rows, keep_whole=(0, 3)), console)
 
 
 @directory.command("show")
@@ -275,9 +182,9 @@ def show_cmd(ctx: click.Context, address: str, table: str | None, cloud: str | N
             raise _aws_failure(error) from None
         found = found or match is not None
         if output_format == output.JSON:
-            output.json_line(_match_dict(normalised, each.value, match))
+            output.json_line(match_dict(normalised, each.value, match))
         elif match is not None:
-            _show_table(normalised, each.value, match)
+            show_match(normalised, each.value, match)
         elif cloud:
             click.echo(f"{normalised}: no customer in {each.value}")
     if not found and not cloud and output_format == output.TABLE:
@@ -292,7 +199,7 @@ def show_cmd(ctx: click.Context, address: str, table: str | None, cloud: str | N
 def stats_cmd(table: str | None, output_format: str) -> None:
     """Count partners, customers and entries per cloud (json: one object per cloud)."""
     name = _table_name(table)
-    from mailfilter_cli.directory_ops import directory_stats  # noqa: PLC0415
+    from mailfilter_cli.directory_export import directory_stats  # noqa: PLC0415
 
     try:
         stats = directory_stats(name)

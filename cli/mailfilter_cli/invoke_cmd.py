@@ -26,8 +26,8 @@ from typing import Any
 import click
 
 from mailfilter_cli import settings
-from mailfilter_cli.local_cmd import answers
 from mailfilter_cli.local_lambda import Invocation, LocalFunction, drain_queue, environment, sdk_environment
+from mailfilter_cli.local_services import answers
 from mailfilter_cli.sam_template import FunctionSpec, TemplateError, function_spec, project_template, read_env_vars
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from botocore.client import BaseClient
 
 from mailfilter.aws import clients
-from mailfilter.aws.directory_table import from_item
+from mailfilter.aws.directory_items import from_item
 from mailfilter.aws.mailer import message_on_the_wire
 from mailfilter.aws.quarantine import ITEMS
 from mailfilter_cli.sam_template import LOCAL_ACCOUNT, LOCAL_REGION, FunctionSpec

@@ -19,8 +19,10 @@ import click
 from mailfilter_cli import output, settings
 
 if TYPE_CHECKING:
-    from mailfilter.aws.quarantine import Quarantine, QuarantineItem, Release
-    from mailfilter.inbound.filter import InboundFilter, InboundOutcome
+    from mailfilter.aws.quarantine import Quarantine
+    from mailfilter.inbound.filter import InboundFilter
+    from mailfilter.inbound.outcome import InboundOutcome
+    from mailfilter.vocabulary.holds import QuarantineItem, Release
 
 _AGE = re.compile(r"^(\d+)([dhw])$")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
@@ -198,10 +200,8 @@ def release_item(
     inbound message is run through the filter again, which decides per desk
     (exit status 1 if it is deferred again or not delivered).
     """
-    from mailfilter.aws.decisions import DecisionLog  # noqa: PLC0415
-    from mailfilter.aws.mailer import Mailer  # noqa: PLC0415
-    from mailfilter.aws.raw_mail import MailBucket  # noqa: PLC0415
-    from mailfilter.release.operator import InboundRelease, release, release_inbound  # noqa: PLC0415
+    from mailfilter import wiring  # noqa: PLC0415
+    from mailfilter.release.inbound import InboundRelease, release_inbound  # noqa: PLC0415
     from mailfilter.vocabulary.model import Action, Direction  # noqa: PLC0415
 
     if not reason.strip():
@@ -216,18 +216,14 @@ def release_item(
             inbound = _inbound_filter(store, decisions_table, from_address, configuration_set)
             done = release_inbound(item, action=Action(action) if action else None, by=by, inbound=inbound, why=reason.strip())
         else:
-            done = InboundRelease(
-                release(
-                    item,
-                    action=Action(action or "allow"),
-                    by=by,
-                    mailer=Mailer(configuration_set=configuration_set),
-                    decisions=DecisionLog(decisions_table),
-                    from_address=from_address,
-                    mail=MailBucket(store.bucket, quarantine_prefix=store.prefix),
-                    why=reason.strip(),
-                )
+            releaser = wiring.outbound_release(
+                bucket=store.bucket,
+                quarantine_prefix=store.prefix,
+                decisions_table=decisions_table,
+                from_address=from_address,
+                configuration_set=configuration_set,
             )
+            done = InboundRelease(releaser.release(item, action=Action(action or "allow"), by=by, why=reason.strip()))
         recorded = done.release
         store.mark_released(item_id, recorded)
     if output_format == output.JSON:
@@ -244,7 +240,7 @@ def release_item(
 
 def _inbound_filter(store: Quarantine, decisions_table: str, from_address: str, configuration_set: str | None) -> InboundFilter:
     """The inbound filter as the function builds it, from its environment (then the env file) and this command's options."""
-    from mailfilter.inbound.filter import build_inbound_filter  # noqa: PLC0415
+    from mailfilter import wiring  # noqa: PLC0415
     from mailfilter.settings import InboundSettings  # noqa: PLC0415
     from mailfilter.vocabulary.errors import ConfigurationError, ReleaseError  # noqa: PLC0415
 
@@ -258,7 +254,7 @@ def _inbound_filter(store: Quarantine, decisions_table: str, from_address: str, 
     if configuration_set:
         overrides["VENDOR_CONFIGURATION_SET"] = configuration_set
     try:
-        return build_inbound_filter(InboundSettings.from_env({**local, **os.environ, **overrides}))
+        return wiring.inbound_filter(InboundSettings.from_env({**local, **os.environ, **overrides}))
     except ConfigurationError as error:
         raise ReleaseError(f"inbound mail is released through the inbound filter, configured as the function is: {error}") from None
 

@@ -1,4 +1,8 @@
-"""Outbound audit: EventBridge SES "Email Sent" events in, violations recorded (docs/outbound.md)."""
+"""Outbound audit: EventBridge SES "Email Sent" events in, violations recorded (docs/outbound.md).
+
+The handler only wires things (`mailfilter.wiring.outbound_audit`, once per execution
+environment); the work is `mailfilter.audit.sent_email.OutboundAudit.handle`.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,11 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mailfilter.audit.sent_email import audit_sent_email
-from mailfilter.aws.decisions import DecisionLog
-from mailfilter.aws.directory_table import DynamoDirectory
-from mailfilter.aws.policy_source import current, policy_source
+from mailfilter import wiring
+from mailfilter.audit.sent_email import OutboundAudit
+from mailfilter.aws.policy_source import in_force
 from mailfilter.metrics import count
 from mailfilter.ports import PolicySource
-from mailfilter.settings import AuditSettings, PolicySettings
 from mailfilter.tracing import traced
 
 logger = Logger()
@@ -22,29 +24,20 @@ metrics = Metrics()
 
 
 @cache
-def collaborators() -> dict[str, Any]:
-    settings = AuditSettings.from_env()
-    if not settings.filter_caller_identities:
-        logger.warning("FILTER_CALLER_IDENTITIES is empty: the filter's own sends are audited like any other mail")
-    return {
-        "directory": DynamoDirectory(settings.directory_table),
-        "policy": settings.load(),
-        "decisions": DecisionLog(settings.decisions_table, retention_days=settings.decision_retention_days),
-        "filter_identities": frozenset(settings.filter_caller_identities),
-        "log_addresses": settings.log_addresses,
-    }
+def build() -> OutboundAudit:
+    """Built once per execution environment (warm starts reuse it)."""
+    return wiring.outbound_audit(count=count, logger=logger)
 
 
 @cache
 def policy() -> PolicySource | None:
     """AppConfig's policy when the template names it, re-read per event from powertools' cache; None: the layer's."""
-    return policy_source(PolicySettings.from_env(), logger=logger)
+    return wiring.policy_source(logger)
 
 
 @logger.inject_lambda_context
 @traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    parts = collaborators()
     # No policy at all (a cold start without AppConfig) raises: Lambda retries the event, then dead-letters it.
-    return audit_sent_email(event, count=count, logger=logger, **{**parts, "policy": current(policy(), parts["policy"])})
+    return in_force(build(), policy()).handle(event)

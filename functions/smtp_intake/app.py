@@ -1,7 +1,7 @@
 """SMTP intake: SES Mail Manager hands over a message applications sent by SMTP (docs/smtp.md).
 
 Mail Manager's rule set stored the message under `outgoing/smtp/` and invokes
-this function with the SMTP envelope. The work is `mailfilter.smtp_intake.intercept`:
+this function with the SMTP envelope. The work is `mailfilter.outbound.smtp_intake.intercept`:
 one send request naming the stored object, Bcc recipients included, on the
 gateway's queue. Nothing is decided or sent here: the gateway does that, as
 for every send request. A failure raises, so Mail Manager retries the
@@ -17,10 +17,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mailfilter.aws.raw_mail import MailBucket
-from mailfilter.aws.request_queue import RequestQueue
-from mailfilter.outbound.smtp_intake import intercept
-from mailfilter.settings import IntakeSettings
+from mailfilter import wiring
+from mailfilter.outbound.smtp_intake import SmtpIntake
 from mailfilter.tracing import traced
 from mailfilter.vocabulary.errors import EventError
 
@@ -29,19 +27,17 @@ metrics = Metrics()
 
 
 @cache
-def build() -> tuple[MailBucket, RequestQueue, str]:
-    """Collaborators from the environment, once per execution environment (warm starts reuse them)."""
-    settings = IntakeSettings.from_env()
-    return MailBucket(settings.mail_bucket), RequestQueue(settings.outbound_queue_url), settings.smtp_prefix
+def build() -> SmtpIntake:
+    """Built once per execution environment (warm starts reuse it)."""
+    return wiring.smtp_intake()
 
 
 @logger.inject_lambda_context
 @traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    mail, queue, prefix = build()
     try:
-        intake = intercept(event, mail=mail, queue=queue, prefix=prefix)
+        intake = build().handle(event)
     except EventError as error:
         # Which fields the invocation had, never their values: enough to see how it differs.
         logger.error("not a Mail Manager invocation the intake can read", error=str(error), keys=sorted(event)[:20])

@@ -6,14 +6,17 @@ or fake ones, so nothing needs patching. Typed here once, used by every core.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mailfilter.delivery.raw import Mail
 from mailfilter.directory.view import CustomerMatch
 from mailfilter.policy.config import Policy
 from mailfilter.vocabulary.model import Cloud, Direction, Verdict
+
+if TYPE_CHECKING:
+    from mailfilter.digests.request import Period
 
 
 class QuarantineStore(Protocol):
@@ -98,6 +101,10 @@ class Ledger(Protocol):
 
     def abandon(self, message_id: str) -> None: ...
 
+    def register(self, context: Any) -> None: ...
+
+    def once(self, key: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]: ...
+
 
 class Log(Protocol):
     """The parts of powertools' Logger the cores use."""
@@ -152,3 +159,15 @@ class Queue(Protocol):
 
 
 CountMetric = Callable[..., None]  # (name, value, category, cloud, mode=None)
+
+
+class ReadPeriod(Protocol):
+    """A period's decision and release records, for the digests (`mailfilter.aws.trace.DecisionTrace`, its `by-day` index)."""
+
+    def __call__(self, period: Period, /) -> Iterable[Mapping[str, Any]]: ...
+
+
+class Once(Protocol):
+    """`work` run the first time `key` is seen; later calls answered `{"replayed": True, ...}` (`MessageLedger.once`)."""
+
+    def __call__(self, key: str, work: Callable[[], dict[str, Any]], /) -> dict[str, Any]: ...

@@ -13,13 +13,14 @@ address is recorded as a violation too, as SES gave it: no destination is droppe
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from mailfilter.engine import evaluate
 from mailfilter.events.ses_sent import parse_email_sent_event, read_sent_mail
+from mailfilter.metrics import uncounted
 from mailfilter.policy.config import Policy
 from mailfilter.policy.decide import security_block
 from mailfilter.ports import CountMetric, DecisionRecorder, Directory
@@ -94,3 +95,28 @@ def _warn(logger: Logger, decision: Decision, message_id: str, sender: str, clou
             "reason": decision.reason if log_addresses else mask_in_text(decision.reason),
         },
     )
+
+
+@dataclass(frozen=True)
+class OutboundAudit:
+    """The audit's collaborators, built once per execution environment (`mailfilter.wiring.outbound_audit`)."""
+
+    directory: Directory
+    policy: Policy
+    decisions: DecisionRecorder
+    filter_identities: frozenset[str] = frozenset()
+    log_addresses: bool = False
+    count: CountMetric = uncounted
+    logger: Logger = field(default_factory=lambda: Logger(service="csp-mail-filter"))
+
+    def handle(self, event: Any) -> dict[str, Any]:
+        return audit_sent_email(
+            event,
+            directory=self.directory,
+            policy=self.policy,
+            decisions=self.decisions,
+            count=self.count,
+            logger=self.logger,
+            filter_identities=self.filter_identities,
+            log_addresses=self.log_addresses,
+        )

@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mailfilter.aws import clients
 from mailfilter.aws.batch import batch_write
-from mailfilter.aws.directory_table import from_item, to_item, view_values
+from mailfilter.aws.directory_items import from_item, to_item, view_values
 from mailfilter.vocabulary.errors import BatchIncompleteError, DecisionLogError
 from mailfilter.vocabulary.model import Cloud, Decision, Direction, Verdict
 
@@ -179,7 +179,7 @@ class DecisionLog:
     def for_message(self, message_id: str) -> list[dict[str, Any]]:
         """Every record of one message, oldest first."""
         records = self._query(
-            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": f"msg#{message_id}"}}, ConsistentRead=True
+            KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": f"msg#{message_id}"}), ConsistentRead=True
         )
         return sorted(records, key=lambda record: (record["at"], record["sk"]))
 
@@ -190,12 +190,12 @@ class DecisionLog:
         query: dict[str, Any] = {
             "IndexName": CUSTOMER_INDEX,
             "KeyConditionExpression": "customer = :customer",
-            "ExpressionAttributeValues": {":customer": {"S": tenant_id}},
+            "ExpressionAttributeValues": to_item({":customer": tenant_id}),
             "ScanIndexForward": False,
         }
         if cloud is not None:
             query["FilterExpression"] = "cloud = :cloud"
-            query["ExpressionAttributeValues"][":cloud"] = {"S": cloud.value}
+            query["ExpressionAttributeValues"] |= to_item({":cloud": cloud.value})
         return self._query(limit=limit, **query)
 
     def _query(self, *, limit: int | None = None, **query: Any) -> list[dict[str, Any]]:

@@ -14,7 +14,6 @@ overwrites rather than duplicates.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,50 +22,15 @@ from typing import Any
 
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field
 
 from mailfilter.aws import clients
 from mailfilter.vocabulary.errors import QuarantineError
+from mailfilter.vocabulary.holds import QuarantineItem, Release, quarantine_id
 
 ITEMS = "items/"
 BY_CUSTOMER = "by-customer/"
 NO_CUSTOMER = "_none"
 _ID = re.compile(r"^(\d{8})-([0-9a-f]{20})$")
-
-
-class Release(BaseModel):
-    model_config = ConfigDict(frozen=True, defer_build=True)
-
-    by: str
-    at: datetime
-    action: str  # "allow" or "reroute"; "redrive" for deferred inbound mail run through the filter again
-    delivered_to: list[str]
-    ses_message_ids: list[str] = Field(default_factory=list)
-    reason: str | None = None  # why the operator released it (`quarantine release --reason`); None on items released before
-
-
-class QuarantineItem(BaseModel):
-    """One quarantined message: enough to explain it and to deliver it later."""
-
-    model_config = ConfigDict(frozen=True, defer_build=True)
-
-    id: str
-    message_id: str
-    quarantined_at: datetime
-    direction: str
-    cloud: str
-    customers: list[str]
-    recipients: list[str]  # the blocked recipients
-    request: dict[str, Any]  # the original, as received (for outbound: the send request)
-    verdict: dict[str, Any]  # Verdict.as_dict(), every decision of the message
-    partner_contacts: dict[str, list[str]] = Field(default_factory=dict)  # per blocked recipient, for release --to reroute
-    raw: dict[str, str] | None = None  # where the message's bytes are kept when the request names them (`raw_key`)
-    released: Release | None = None
-
-
-def quarantine_id(message_id: str, at: datetime) -> str:
-    digest = hashlib.sha256(message_id.encode()).hexdigest()[:20]
-    return f"{at.astimezone(UTC):%Y%m%d}-{digest}"
 
 
 def _day_path(item_id: str) -> str:

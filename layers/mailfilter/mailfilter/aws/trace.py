@@ -30,7 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mailfilter.aws import clients
 from mailfilter.aws.decisions import CUSTOMER_INDEX, DAY_INDEX, DAY_SHARDS, RECIPIENT_INDEX, _timestamp
-from mailfilter.aws.directory_table import from_item
+from mailfilter.aws.directory_items import from_item
 from mailfilter.vocabulary.errors import DecisionLogError
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import formataddr
 
-from mailfilter.delivery.mime import header_safe
+from mailfilter.delivery.original import header_safe
 from mailfilter.delivery.raw import MAX_LINE, SES_SINGLE_FIELDS, HeaderField, new_field, split_message
 from mailfilter.vocabulary.errors import ForwardError, MessageTooLarge
 from mailfilter.vocabulary.reading import hides_a_line_break

@@ -103,7 +103,7 @@ class RawMessage:
         return [field for field in self.fields if field.key == key]
 
     def items(self) -> list[tuple[str, str]]:
-        """(name, value) of every field, values as unfolded text: what `mailfilter.reading` reads."""
+        """(name, value) of every field, values as unfolded text: what `mailfilter.vocabulary.reading` reads."""
         return [(field.name, field.text()) for field in self.fields]
 
     def without(self, names: Iterable[str]) -> RawMessage:

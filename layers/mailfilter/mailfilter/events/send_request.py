@@ -2,7 +2,7 @@
 
 Its fields are the documented contract (docs/send-request.md). Declared
 category, product and cloud are trusted: only the vendor's own applications
-can put a request on the gateway's queue. `mailfilter.outbound_request` reads
+can put a request on the gateway's queue. `mailfilter.outbound.request` reads
 a valid request as the message the gateway sends.
 """
 

@@ -117,7 +117,7 @@ def _destination(value: str) -> str:
 
 
 def read_sent_mail(event: EmailSentEvent) -> SentMailReading:
-    """Every destination read with `mailfilter.reading`: readable ones to decide, the others kept with the reason.
+    """Every destination read with `mailfilter.vocabulary.reading`: readable ones to decide, the others kept with the reason.
 
     Outbound, every destination is a customer side. There are no declarations: mail that went
     around the gateway is read from its sender and subject only, so bypass mail cannot talk its

@@ -22,7 +22,6 @@ one after the other: claim with the directory read, the send, the finish.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,11 +29,12 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from mailfilter.delivery.mime import allowed_copy, partner_notice, reroute_groups
+from mailfilter.delivery.copies import allowed_copy, partner_notice, reroute_groups
 from mailfilter.directory.view import CustomerMatch
 from mailfilter.engine import evaluate
 from mailfilter.events.send_request import decode_json, parse_send_request
 from mailfilter.metrics import count_decisions, uncounted
+from mailfilter.outbound.rejection import given_cloud, given_id, given_recipients, loose_json
 from mailfilter.outbound.request import OutboundRequest, RefusedRequest, read_request
 from mailfilter.policy.config import Policy
 from mailfilter.ports import Claim, CountMetric, DecisionRecorder, Directory, Done, Ledger, MailSender, QuarantineStore, StoredMail
@@ -83,12 +83,12 @@ class OutboundGateway:
         try:
             data = decode_json(body)
         except (ValueError, RecursionError) as error:  # not JSON, nested too deep, a number too long, a key twice
-            loose = _loose_json(body)  # only to record the refusal where the sender looks for it
-            return self._reject(_given_id(loose, fallback_id), loose, f"the queue message body is not JSON: {error}")
+            loose = loose_json(body)  # only to record the refusal where the sender looks for it
+            return self._reject(given_id(loose, fallback_id), loose, f"the queue message body is not JSON: {error}")
         try:
             request = parse_send_request(data)
         except EventError as error:
-            return self._reject(_given_id(data, fallback_id), data, str(error))
+            return self._reject(given_id(data, fallback_id), data, str(error))
         message_id = request.effective_message_id
         self.logger.set_correlation_id(message_id)
         claim = self.claims.submit(self.ledger.claim, message_id)
@@ -118,8 +118,8 @@ class OutboundGateway:
     def _reject(self, message_id: str, data: Any, error: str, *, finish: bool = False) -> dict[str, Any]:
         """Record why a request is not sent; `finish`: through the ledger, so a redelivery answers the same at once."""
         message_id = message_id or "unidentified"
-        recipients = _given_recipients(data) or [NO_RECIPIENT]
-        cloud = _given_cloud(data) or self.policy.default_cloud
+        recipients = given_recipients(data) or [NO_RECIPIENT]
+        cloud = given_cloud(data) or self.policy.default_cloud
         result = {"message_id": message_id, "status": "rejected", "error": error}
         if finish:
             items = self.decisions.outcome_items(message_id, Direction.OUTBOUND, cloud, recipients, kind="rejected", error=error)
@@ -230,32 +230,3 @@ def _partner_contacts(blocked: Sequence[Decision], matches: Mapping[str, Custome
         if found:
             contacts[decision.recipient] = found
     return contacts
-
-
-def _loose_json(body: str) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-
-
-def _given_id(data: Any, fallback: str) -> str:
-    value = data.get("message_id") if isinstance(data, dict) else None
-    return value if isinstance(value, str) and value.strip() and len(value) <= 128 else fallback
-
-
-def _given_recipients(data: Any) -> list[str]:
-    """Whatever looks like a recipient in a request that did not validate, for the rejection record."""
-    if not isinstance(data, dict):
-        return []
-    found = []
-    for name in ("to", "cc", "bcc"):
-        values = data.get(name)
-        if isinstance(values, list):
-            found.extend(v.strip().lower() for v in values if isinstance(v, str) and "@" in v and len(v) <= 254)
-    return list(dict.fromkeys(found))[:50]
-
-
-def _given_cloud(data: Any) -> Cloud | None:
-    value = data.get("cloud") if isinstance(data, dict) else None
-    return Cloud(value) if value in Cloud._value2member_map_ else None

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mailfilter.delivery.mime import Original, compose_original
+from mailfilter.delivery.original import Original, compose_original
 from mailfilter.events.send_request import SendRequest, parse_send_request
 from mailfilter.policy.config import Policy
 from mailfilter.ports import StoredMail

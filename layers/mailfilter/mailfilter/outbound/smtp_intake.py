@@ -112,3 +112,15 @@ def intercept(event: Any, *, mail: StoredHeaders, queue: Queue, prefix: str = SM
     block = mail.header_block(key)
     requests, unreadable = send_requests(invocation, key, block.head)
     return Intake(tuple(requests), tuple(queue.send(request) for request in requests), unreadable)
+
+
+@dataclass(frozen=True)
+class SmtpIntake:
+    """The intake's collaborators, built once per execution environment (`mailfilter.wiring.smtp_intake`)."""
+
+    mail: StoredHeaders
+    queue: Queue
+    prefix: str = SMTP_PREFIX
+
+    def handle(self, event: Any) -> Intake:
+        return intercept(event, mail=self.mail, queue=self.queue, prefix=self.prefix)

@@ -6,7 +6,7 @@ desk inbound) and every subject pattern that matches. All are heard: the most
 restrictive category any of them gives wins, so no source can make mail less
 restricted than another source says it is. The cloud is the first declared,
 then the sender map's, then the default. Subjects arrive as pattern text
-(`mailfilter.reading.pattern_text`), declarations are read the same way.
+(`mailfilter.vocabulary.reading.pattern_text`), declarations are read the same way.
 """
 
 from __future__ import annotations

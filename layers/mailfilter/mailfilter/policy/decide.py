@@ -8,7 +8,8 @@ first matching rule of the policy says what to do and why.
 from __future__ import annotations
 
 from mailfilter.directory.view import CustomerMatch, CustomerView, PartnerLink
-from mailfilter.policy.config import Policy, ProductCondition, Rule, Segment
+from mailfilter.policy.config import Policy
+from mailfilter.policy.sections import ProductCondition, Rule, Segment
 from mailfilter.vocabulary.model import Action, Category, Classification, Decision, Mode
 
 PARTNER_WITHOUT_CONTACT = "partner-without-contact"

@@ -114,6 +114,10 @@ class BatchIncompleteError(RuntimeError):
         super().__init__(f"{operation}: {remaining} unprocessed after {attempts} attempts")
 
 
+class DigestsFailed(RuntimeError):  # noqa: N818 - the name says what the schedule's retry sees
+    """Some digests were not sent; the others were. The schedule's retry sends just those."""
+
+
 # -- the operator's release --------------------------------------------------------------------
 
 

@@ -39,7 +39,7 @@ class Authentication:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """What the core decides on, read once from what is delivered (`mailfilter.reading`).
+    """What the core decides on, read once from what is delivered (`mailfilter.vocabulary.reading`).
 
     `subject` is already pattern text (decoded and normalised). `declarations` holds every
     declaration found (request fields, each declaring header); the classifier decides which

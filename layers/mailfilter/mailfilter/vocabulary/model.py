@@ -147,3 +147,31 @@ class Verdict:
             "mode": self.mode.value,
             "decisions": [decision.as_dict() for decision in self.decisions],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        """The inverse of `as_dict`, for verdicts stored with quarantined mail."""
+        classification = Classification(
+            category=Category(data["category"]),
+            category_source=Source(data["category_source"]),
+            product=data.get("product"),
+            product_source=Source(data["product_source"]),
+            cloud=Cloud(data["cloud"]),
+            cloud_source=Source(data["cloud_source"]),
+            products=tuple(data.get("products") or ([data["product"]] if data.get("product") else [])),
+            evidence=tuple(Evidence(e["kind"], e["value"], Source(e["source"])) for e in data.get("evidence", ())),
+        )
+        decisions = tuple(
+            Decision(
+                **{
+                    **d,
+                    "action": Action(d["action"]),
+                    "effective": Action(d["effective"]),
+                    "category": Category(d["category"]),
+                    "deliver_to": tuple(d["deliver_to"]),
+                    "partners": tuple(d.get("partners", ())),
+                }
+            )
+            for d in data["decisions"]
+        )
+        return cls(data["message_id"], Direction(data["direction"]), classification, Mode(data["mode"]), decisions)
