@@ -122,7 +122,7 @@ def replay(file: Path, since: str, until: str | None, examples: int, table: str 
     from mailfilter.audit.replay import replay as run_replay  # noqa: PLC0415
     from mailfilter.aws.trace import TraceFilter  # noqa: PLC0415
     from mailfilter.vocabulary.errors import DecisionLogError  # noqa: PLC0415
-    from mailfilter_cli.quarantine_cmd import parse_moment  # noqa: PLC0415
+    from mailfilter_cli.moments import parse_moment  # noqa: PLC0415
     from mailfilter_cli.trace_cmd import decision_trace  # noqa: PLC0415
 
     loaded, label = _load(file)

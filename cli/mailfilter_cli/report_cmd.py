@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mailfilter_cli import output, settings
-from mailfilter_cli.quarantine_cmd import Moment
+from mailfilter_cli.moments import Moment
 
 if TYPE_CHECKING:
     from mailfilter_cli.report import Report
