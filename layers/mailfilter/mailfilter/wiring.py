@@ -3,42 +3,41 @@
 Each builder reads its settings class from the environment (or takes one), builds the
 AWS adapters (`mailfilter.aws`) behind the ports the use case acts through, and returns
 the use case ready to handle events. A function's `app.py` calls its builder once per
-execution environment; `mailfilter quarantine release`, `explain` and the demo call the same
-builders, so an operator's command acts with exactly the parts the function has.
+execution environment, and `mailfilter quarantine release` calls the same builders, so an
+operator's release acts with exactly the parts the function has; `mailfilter demo` and
+`invoke` run the handlers themselves.
+
+Each builder imports its use case and adapters when it is called: a function's cold start
+loads what that function runs, not every use case in the layer.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-from mailfilter.audit.sent_email import OutboundAudit
-from mailfilter.aws import clients
-from mailfilter.aws.decisions import DecisionLog
-from mailfilter.aws.directory_table import DynamoDirectory
-from mailfilter.aws.ledger import MessageLedger
-from mailfilter.aws.mailer import Mailer
-from mailfilter.aws.policy_source import policy_source as appconfig_policy
-from mailfilter.aws.quarantine import Quarantine
-from mailfilter.aws.raw_mail import MailBucket
-from mailfilter.aws.request_queue import RequestQueue
-from mailfilter.aws.trace import DecisionTrace, TraceFilter
-from mailfilter.digests.digest import Digest
-from mailfilter.digests.request import Period
-from mailfilter.digests.run import DigestSender
-from mailfilter.inbound.filter import InboundFilter
 from mailfilter.metrics import uncounted
-from mailfilter.outbound.gateway import OutboundGateway
-from mailfilter.outbound.smtp_intake import SmtpIntake
 from mailfilter.ports import CountMetric, Log, PolicySource
-from mailfilter.release.outbound import OutboundRelease
 from mailfilter.settings import AuditSettings, DigestSettings, InboundSettings, IntakeSettings, OutboundSettings, PolicySettings
+
+if TYPE_CHECKING:
+    from mailfilter.audit.sent_email import OutboundAudit
+    from mailfilter.digests.digest import Digest
+    from mailfilter.digests.request import Period
+    from mailfilter.digests.run import DigestSender
+    from mailfilter.inbound.filter import InboundFilter
+    from mailfilter.outbound.gateway import OutboundGateway
+    from mailfilter.outbound.smtp_intake import SmtpIntake
+    from mailfilter.release.outbound import OutboundRelease
+
+# ruff: noqa: PLC0415 - the builders import what they build (see above)
 
 
 def policy_source(logger: Log | None = None) -> PolicySource | None:
     """AppConfig's policy when the environment names it; None: each use case keeps the policy it was built with."""
+    from mailfilter.aws.policy_source import policy_source as appconfig_policy
+
     return appconfig_policy(PolicySettings.from_env(), logger=logger)
 
 
@@ -46,6 +45,16 @@ def inbound_filter(
     settings: InboundSettings | None = None, *, count: CountMetric = uncounted, logger: Log | None = None, once: bool = False
 ) -> InboundFilter:
     """The inbound filter; `once`: each receipt rule's share of a message handled once (the function), else every call acts."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    from mailfilter.aws import clients
+    from mailfilter.aws.decisions import DecisionLog
+    from mailfilter.aws.directory_table import DynamoDirectory
+    from mailfilter.aws.mailer import Mailer
+    from mailfilter.aws.quarantine import Quarantine
+    from mailfilter.aws.raw_mail import MailBucket
+    from mailfilter.inbound.filter import InboundFilter
+
     settings = settings or InboundSettings.from_env()
     return InboundFilter(
         directory=DynamoDirectory(settings.directory_table),
@@ -68,6 +77,14 @@ def outbound_gateway(
     settings: OutboundSettings | None = None, *, count: CountMetric = uncounted, logger: Logger | None = None
 ) -> OutboundGateway:
     """The outbound gateway, its ledger in the idempotency table."""
+    from mailfilter.aws.decisions import DecisionLog
+    from mailfilter.aws.directory_table import DynamoDirectory
+    from mailfilter.aws.ledger import MessageLedger
+    from mailfilter.aws.mailer import Mailer
+    from mailfilter.aws.quarantine import Quarantine
+    from mailfilter.aws.raw_mail import MailBucket
+    from mailfilter.outbound.gateway import OutboundGateway
+
     settings = settings or OutboundSettings.from_env()
     return OutboundGateway(
         directory=DynamoDirectory(settings.directory_table),
@@ -85,6 +102,10 @@ def outbound_gateway(
 
 
 def outbound_audit(settings: AuditSettings | None = None, *, count: CountMetric = uncounted, logger: Logger | None = None) -> OutboundAudit:
+    from mailfilter.audit.sent_email import OutboundAudit
+    from mailfilter.aws.decisions import DecisionLog
+    from mailfilter.aws.directory_table import DynamoDirectory
+
     settings = settings or AuditSettings.from_env()
     logger = logger or Logger(service="csp-mail-filter")
     if not settings.filter_caller_identities:
@@ -101,6 +122,10 @@ def outbound_audit(settings: AuditSettings | None = None, *, count: CountMetric 
 
 
 def smtp_intake(settings: IntakeSettings | None = None) -> SmtpIntake:
+    from mailfilter.aws.raw_mail import MailBucket
+    from mailfilter.aws.request_queue import RequestQueue
+    from mailfilter.outbound.smtp_intake import SmtpIntake
+
     settings = settings or IntakeSettings.from_env()
     return SmtpIntake(MailBucket(settings.mail_bucket), RequestQueue(settings.outbound_queue_url), settings.smtp_prefix)
 
@@ -109,6 +134,11 @@ def outbound_release(
     *, bucket: str, quarantine_prefix: str, decisions_table: str, from_address: str, configuration_set: str | None = None
 ) -> OutboundRelease:
     """Releasing outbound mail: SES for the sends, the decisions table for the record, the bucket for kept messages."""
+    from mailfilter.aws.decisions import DecisionLog
+    from mailfilter.aws.mailer import Mailer
+    from mailfilter.aws.raw_mail import MailBucket
+    from mailfilter.release.outbound import OutboundRelease
+
     return OutboundRelease(
         mailer=Mailer(configuration_set=configuration_set),
         decisions=DecisionLog(decisions_table),
@@ -124,6 +154,11 @@ DIGEST_TTL_SECONDS = 40 * 24 * 3600
 
 def digests(settings: DigestSettings | None = None, *, logger: Log | None = None) -> DigestSender:
     """The digests: the decisions table's `by-day` index to read, SES to send, the idempotency table to send each once."""
+    from mailfilter.aws.ledger import MessageLedger
+    from mailfilter.aws.mailer import Mailer
+    from mailfilter.aws.trace import DecisionTrace, TraceFilter
+    from mailfilter.digests.run import DigestSender
+
     settings = settings or DigestSettings.from_env()
     trace = DecisionTrace(settings.decisions_table)
     mailer = Mailer(configuration_set=settings.vendor_configuration_set)
