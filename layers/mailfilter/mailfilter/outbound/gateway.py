@@ -22,7 +22,7 @@ one after the other: claim with the directory read, the send, the finish.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +30,6 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from mailfilter.delivery.copies import allowed_copy, partner_notice, reroute_groups
-from mailfilter.directory.view import CustomerMatch
 from mailfilter.engine import evaluate
 from mailfilter.events.send_request import decode_json, parse_send_request
 from mailfilter.metrics import count_decisions, uncounted
@@ -40,23 +39,10 @@ from mailfilter.policy.config import Policy
 from mailfilter.ports import Claim, CountMetric, DecisionRecorder, Directory, Done, Ledger, MailSender, QuarantineStore, StoredMail
 from mailfilter.vocabulary.addresses import mask, mask_in_text
 from mailfilter.vocabulary.errors import EventError
-from mailfilter.vocabulary.model import Action, Cloud, Decision, Direction, Verdict
+from mailfilter.vocabulary.model import Action, Decision, Direction, Verdict
 
 ALLOW_STEP = "allow"
 NO_RECIPIENT = "-"  # the recipient recorded for a request too broken to name one
-
-
-class _RecordingDirectory:
-    """Passes lookups through and keeps the matches, so blocked mail can carry its partners' contacts."""
-
-    def __init__(self, directory: Directory) -> None:
-        self._directory = directory
-        self.matches: dict[str, CustomerMatch | None] = {}
-
-    def lookup(self, cloud: Cloud, addresses: Sequence[str]) -> dict[str, CustomerMatch | None]:
-        found = self._directory.lookup(cloud, addresses)
-        self.matches.update(found)
-        return found
 
 
 @dataclass
@@ -95,8 +81,7 @@ class OutboundGateway:
         try:
             reading: OutboundRequest | RefusedRequest = read_request(request, self.policy, self.stored)
             if isinstance(reading, OutboundRequest):
-                directory = _RecordingDirectory(self.directory)
-                verdict = evaluate(reading.message, directory, self.policy)
+                verdict = evaluate(reading.message, self.directory, self.policy)
         except RefusedRequest as refused:
             reading = refused
         except Exception:
@@ -110,7 +95,7 @@ class OutboundGateway:
         try:
             if isinstance(reading, RefusedRequest):
                 return self._reject(message_id, data, str(reading), finish=True)
-            return self._deliver(reading, verdict, directory.matches, held.steps)
+            return self._deliver(reading, verdict, held.steps)
         except Exception:
             self.ledger.abandon(message_id)
             raise
@@ -132,9 +117,7 @@ class OutboundGateway:
         self.logger.warning("send request rejected", extra={"message_id": message_id, "error": shown})
         return result
 
-    def _deliver(
-        self, reading: OutboundRequest, verdict: Verdict, matches: Mapping[str, CustomerMatch | None], done: frozenset[str]
-    ) -> dict[str, Any]:
+    def _deliver(self, reading: OutboundRequest, verdict: Verdict, done: frozenset[str]) -> dict[str, Any]:
         request, original = reading.request, reading.original
         message_id = request.effective_message_id
         cloud = verdict.classification.cloud.value
@@ -151,7 +134,7 @@ class OutboundGateway:
                 customers=[d.customer for d in blocked],
                 request=request.model_dump(mode="json", by_alias=True, exclude_none=True),
                 verdict=verdict.as_dict(),
-                partner_contacts=_partner_contacts(blocked, matches),
+                partner_contacts=_partner_contacts(blocked),
                 raw=self._kept(request.raw_key, message_id),
             )
             quarantine_id = item.id
@@ -218,11 +201,11 @@ def _abandon_when_claimed(claim: Future[Claim | Done], ledger: Ledger, message_i
         ledger.abandon(message_id)
 
 
-def _partner_contacts(blocked: Sequence[Decision], matches: Mapping[str, CustomerMatch | None]) -> dict[str, list[str]]:
+def _partner_contacts(blocked: Sequence[Decision]) -> dict[str, list[str]]:
     """For each blocked recipient, the contacts of the partners its customer buys through."""
     contacts: dict[str, list[str]] = {}
     for decision in blocked:
-        match = matches.get(decision.recipient)
+        match = decision.match  # the directory entry the decision was made on
         if match is None:
             continue
         partners = [p for p in match.customer.partners if p.partner_id in decision.partners] or list(match.customer.partners)
