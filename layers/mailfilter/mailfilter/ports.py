@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 from mailfilter.delivery.raw import Mail
 from mailfilter.directory.view import CustomerMatch
 from mailfilter.policy.config import Policy
 from mailfilter.vocabulary.model import Cloud, Direction, Verdict
-
-if TYPE_CHECKING:
-    from mailfilter.digests.request import Period
 
 
 class QuarantineStore(Protocol):
@@ -164,7 +162,7 @@ CountMetric = Callable[..., None]  # (name, value, category, cloud, mode=None)
 class ReadPeriod(Protocol):
     """A period's decision and release records, for the digests (`mailfilter.aws.trace.DecisionTrace`, its `by-day` index)."""
 
-    def __call__(self, period: Period, /) -> Iterable[Mapping[str, Any]]: ...
+    def __call__(self, since: datetime, until: datetime, /) -> Iterable[Mapping[str, Any]]: ...
 
 
 class Once(Protocol):

@@ -13,6 +13,7 @@ loads what that function runs, not every use case in the layer.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -24,7 +25,6 @@ from mailfilter.settings import AuditSettings, DigestSettings, InboundSettings, 
 if TYPE_CHECKING:
     from mailfilter.audit.sent_email import OutboundAudit
     from mailfilter.digests.digest import Digest
-    from mailfilter.digests.request import Period
     from mailfilter.digests.run import DigestSender
     from mailfilter.inbound.filter import InboundFilter
     from mailfilter.outbound.gateway import OutboundGateway
@@ -164,8 +164,8 @@ def digests(settings: DigestSettings | None = None, *, logger: Log | None = None
     mailer = Mailer(configuration_set=settings.vendor_configuration_set)
     from_address = settings.filter_from_address
 
-    def read(period: Period) -> Any:
-        return trace.records(TraceFilter(since=period.since, until=period.until, kinds=DIGEST_RECORD_KINDS))
+    def read(since: datetime, until: datetime) -> Any:
+        return trace.records(TraceFilter(since=since, until=until, kinds=DIGEST_RECORD_KINDS))
 
     def send(digest: Digest) -> str:
         return mailer.send(digest.message(from_address), sender=from_address, recipients=list(digest.to), tags={"digest": digest.kind})

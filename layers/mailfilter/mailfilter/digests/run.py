@@ -47,7 +47,7 @@ def run_digests(
                 log, f"partner summaries go out on {settings.partners.weekday.value}s (policy), not {weekday.value}s: nothing sent", result
             )
             return {**result, "status": "not-today"}
-    records = read(request.period)
+    records = read(request.period.since, request.period.until)
     digests = (
         sender_digests(records, policy, request.period) if request.kind == SENDERS else partner_digests(records, policy, request.period)
     )
