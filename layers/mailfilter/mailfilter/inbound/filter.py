@@ -86,13 +86,11 @@ class InboundFilter:
         if once.in_progress:  # another invocation holds this message right now and will act on it; this copy must not
             self.log.say("warning", "duplicate invocation while the first is in progress", ses_message_id=ses_id)
             return {"disposition": Disposition.STOP_RULE.value}
-        if once.store_error is None and once.response is not None:
-            return once.response
-        if once.response is not None:  # the message was handled; only its idempotency record could not be written
-            self.log.say("warning", "idempotency record not saved", ses_message_id=ses_id, error=self.log.text(once.store_error or ""))
-            return once.response
-        # Without the idempotency record a second invocation could act twice: defer instead.
-        return failsafe.unreadable_event(self, event, EventError(f"idempotency store: {once.store_error}")).response()
+        if once.response is None:  # without the idempotency record a second invocation could act twice: defer instead
+            return failsafe.unreadable_event(self, event, EventError(f"idempotency store: {once.store_error}")).response()
+        if once.store_error is not None:  # the message was handled; only its idempotency record could not be written
+            self.log.say("warning", "idempotency record not saved", ses_message_id=ses_id, error=self.log.text(once.store_error))
+        return once.response
 
     def process(self, event: ReceiptEvent) -> InboundOutcome:
         message_id = event.mail.messageId
