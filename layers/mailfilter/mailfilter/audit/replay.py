@@ -25,7 +25,7 @@ from mailfilter.policy.classify import classify_desk
 from mailfilter.policy.config import Policy
 from mailfilter.policy.decide import decide
 from mailfilter.vocabulary.errors import NotReplayableError
-from mailfilter.vocabulary.model import Action, Category, Classification, Cloud, Decision, Direction, Evidence, Source
+from mailfilter.vocabulary.model import Action, Classification, Cloud, Decision, Direction
 
 REPLAYED_KINDS = frozenset({"decision", "violation"})
 # Decided before the table from evidence about the message itself; no policy changes them.
@@ -37,16 +37,7 @@ def classification_of(record: dict[str, Any]) -> Classification:
     data = record.get("classification")
     if not data:
         raise NotReplayableError("no classification recorded")
-    return Classification(
-        category=Category(data["category"]),
-        category_source=Source(data["category_source"]),
-        product=data.get("product"),
-        product_source=Source(data["product_source"]),
-        cloud=Cloud(data["cloud"]),
-        cloud_source=Source(data["cloud_source"]),
-        products=tuple(data.get("products") or ()),
-        evidence=tuple(Evidence(e["kind"], e["value"], Source(e["source"])) for e in data.get("evidence") or ()),
-    )
+    return Classification.from_dict(data)
 
 
 def match_of(record: dict[str, Any]) -> CustomerMatch | None:

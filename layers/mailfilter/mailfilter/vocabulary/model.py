@@ -9,7 +9,7 @@ on the mail path; pydantic validates the edges (events, directory rows, policy f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -86,6 +86,20 @@ class Classification:
     products: tuple[str, ...] = ()
     evidence: tuple[Evidence, ...] = ()
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Classification:
+        """A classification as `Verdict.as_dict` and the decision records write it."""
+        return cls(
+            category=Category(data["category"]),
+            category_source=Source(data["category_source"]),
+            product=data.get("product"),
+            product_source=Source(data["product_source"]),
+            cloud=Cloud(data["cloud"]),
+            cloud_source=Source(data["cloud_source"]),
+            products=tuple(data.get("products") or ()),
+            evidence=tuple(Evidence(e["kind"], e["value"], Source(e["source"])) for e in data.get("evidence") or ()),
+        )
+
 
 class Decision(NamedTuple):
     """One recipient's outcome: the contract every function records and `explain` prints.
@@ -151,16 +165,9 @@ class Verdict:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
         """The inverse of `as_dict`, for verdicts stored with quarantined mail."""
-        classification = Classification(
-            category=Category(data["category"]),
-            category_source=Source(data["category_source"]),
-            product=data.get("product"),
-            product_source=Source(data["product_source"]),
-            cloud=Cloud(data["cloud"]),
-            cloud_source=Source(data["cloud_source"]),
-            products=tuple(data.get("products") or ([data["product"]] if data.get("product") else [])),
-            evidence=tuple(Evidence(e["kind"], e["value"], Source(e["source"])) for e in data.get("evidence", ())),
-        )
+        classification = Classification.from_dict(data)
+        if not classification.products and classification.product:  # stored before `products` was recorded
+            classification = replace(classification, products=(classification.product,))
         decisions = tuple(
             Decision(
                 **{
