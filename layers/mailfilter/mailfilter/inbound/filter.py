@@ -121,7 +121,7 @@ class InboundFilter:
         """
         if hold.kind != "deferred":
             raise ValueError("only deferred inbound items can be re-driven through the filter")
-        event = hold.event.model_copy(deep=True) if isinstance(hold.event, ReceiptEvent) else parse_receipt_event(hold.event)
+        event = hold.receipt_event().model_copy(deep=True)  # narrowed below; the hold stays as kept
         if desks is not None:
             kept = {desk.lower() for desk in desks}
             event.receipt.recipients = [r for r in event.receipt.recipients if r.lower() in kept]

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from mailfilter.events.ses_receipt import ReceiptEvent
+from mailfilter.events.ses_receipt import ReceiptEvent, parse_receipt_event
 
 HoldKind = Literal["blocked", "deferred"]
 
@@ -35,6 +35,10 @@ class InboundHold(BaseModel):
         """The hold the filter writes: `event` as it has it, parsed or (when it never parsed) as received."""
         ses_id = usable_message_id(event.mail.messageId) if isinstance(event, ReceiptEvent) else message_id_of(event)
         return cls.model_construct(kind=kind, ses_message_id=ses_id or "", event=event, raw=dict(raw), reasons=dict(reasons), error=error)
+
+    def receipt_event(self) -> ReceiptEvent:
+        """The kept event as an SES receipt event; `EventError` (with the reason) when it never was one."""
+        return self.event if isinstance(self.event, ReceiptEvent) else parse_receipt_event(self.event)
 
     @field_serializer("event")
     def _as_sent(self, event: Any) -> Any:

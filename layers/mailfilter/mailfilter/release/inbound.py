@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mailfilter.events.ses_receipt import ReceiptEvent, parse_receipt_event, receipt_message
+from mailfilter.events.ses_receipt import receipt_message
 from mailfilter.inbound.filter import InboundFilter
 from mailfilter.inbound.forwarding import by_partner_contacts
 from mailfilter.inbound.hold import InboundHold
@@ -152,8 +152,7 @@ class _KeptAsNew:
 def _inbound_message(item: QuarantineItem, hold: InboundHold) -> Message:
     """The customer's message as the filter saw it (sender, SES id, desks), from the kept event."""
     try:
-        event = hold.event if isinstance(hold.event, ReceiptEvent) else parse_receipt_event(hold.event)
-        return receipt_message(event)
+        return receipt_message(hold.receipt_event())
     except EventError as error:
         raise ReleaseError(f"{item.id} holds an unusable SES event and cannot be released: {error}") from None
 
